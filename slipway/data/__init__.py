@@ -1,0 +1,1 @@
+"""Datasets, ingestion, validation and cleansing."""
