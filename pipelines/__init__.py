@@ -1,0 +1,1 @@
+"""KFP pipelines, one module each, plus `compile.py`."""
