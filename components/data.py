@@ -16,12 +16,18 @@ def generate_churn_data(n_rows: int, seed: int, raw: Output[Dataset]) -> None:
 
 
 @dsl.component(base_image=SLIPWAY_IMAGE, install_kfp_package=False)
-def fetch_source(source_uri: str, raw: Output[Dataset]) -> None:
-    """Copy a user-supplied file (local path) into the pipeline as a raw dataset artifact."""
+def prepare_source(source_uri: str, n_rows: int, seed: int, raw: Output[Dataset]) -> None:
+    """Bring the input into the pipeline: a user file when `source_uri` is set, else synthetic churn data."""
     import shutil
 
-    shutil.copyfile(source_uri, raw.path)
-    raw.metadata["source_uri"] = source_uri
+    from slipway.data.churn import generate_synthetic_churn
+
+    if source_uri:
+        shutil.copyfile(source_uri, raw.path)
+        raw.metadata["source_uri"] = source_uri
+    else:
+        generate_synthetic_churn(n_rows=n_rows, seed=seed).to_csv(raw.path, index=False)
+        raw.metadata["source_uri"] = f"synthetic://churn?rows={n_rows}&seed={seed}"
 
 
 @dsl.component(base_image=SLIPWAY_IMAGE, install_kfp_package=False)

@@ -2,7 +2,7 @@
 
 from kfp import dsl
 
-from components.data import fetch_source, generate_churn_data, ingest_churn
+from components.data import generate_churn_data, ingest_churn, prepare_source
 from components.deploy import render_inference_service
 from components.features import build_training_set
 from components.monitoring import drift_report
@@ -30,13 +30,8 @@ def churn_training(
     canary_traffic_percent: int = 10,
     current_seed: int = 7,
 ) -> None:
-    with dsl.If(source_uri == "", name="synthetic-source"):
-        synthetic = generate_churn_data(n_rows=n_rows, seed=seed).set_display_name("generate-synthetic")
-    with dsl.Else(name="user-source"):
-        fetched = fetch_source(source_uri=source_uri).set_display_name("fetch-source")
-    raw = dsl.OneOf(synthetic.outputs["raw"], fetched.outputs["raw"])
-
-    ingest = ingest_churn(raw=raw).set_display_name("ingest-validate-cleanse")
+    source = prepare_source(source_uri=source_uri, n_rows=n_rows, seed=seed).set_display_name("prepare-source")
+    ingest = ingest_churn(raw=source.outputs["raw"]).set_display_name("ingest-validate-cleanse")
     features = build_training_set(
         curated=ingest.outputs["curated"], feast_repo=feast_repo, online_store=online_store
     ).set_display_name("feast-training-set")

@@ -88,8 +88,10 @@ def run_demo(settings: Settings, n_rows: int = 3000, port: int = 8085) -> dict[s
     base = f"http://127.0.0.1:{port}"
     with timer.stage("start KServe ModelServer"):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "slipway.serving.churn_model", "--model-dir", str(model_dir)]
-            + ["--name", "churn", "--http-port", str(port)],
+            [
+                *(sys.executable, "-m", "slipway.serving.churn_model"),
+                *("--model-dir", str(model_dir), "--name", "churn", "--http-port", str(port)),
+            ],
             env={**os.environ, "KSERVE_LOGLEVEL": "WARNING"},
         )
         try:
