@@ -12,6 +12,7 @@ def build_training_set(
 ) -> None:
     """Apply the Feast repo, materialize online features and join labels to features point-in-time."""
     from datetime import UTC, datetime, timedelta
+    from pathlib import Path
 
     import pandas as pd
 
@@ -25,8 +26,8 @@ def build_training_set(
 
     frame = pd.read_parquet(curated.path)
     as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    write_feature_source(frame, feast_repo, as_of)
-    store = open_store(feast_repo, online_store=online_store)
+    write_feature_source(frame, Path(feast_repo), as_of)
+    store = open_store(Path(feast_repo), online_store=online_store)
     apply_repo(store)
     materialize(store, end=as_of + timedelta(seconds=1))
     # Labels are observed after the feature snapshot, so the join takes the snapshot's values.

@@ -11,6 +11,8 @@ def register_model(
     model: Input[Model], training_set: Input[Dataset], metrics: Input[Metrics], model_name: str, slipway_home: str
 ) -> int:
     """Register the model in the artifact store configured by SLIPWAY_* settings; returns the version."""
+    from pathlib import Path
+
     import pandas as pd
 
     from slipway.data.churn_schema import feature_schema
@@ -18,7 +20,7 @@ def register_model(
     from slipway.settings import Settings
     from slipway.storage import store_from_settings
 
-    registry = ModelRegistry(store_from_settings(Settings(home=slipway_home)))
+    registry = ModelRegistry(store_from_settings(Settings(home=Path(slipway_home))))
     version = registry.register(
         model_name,
         model.path,
