@@ -7,15 +7,6 @@ from components import SLIPWAY_IMAGE
 
 
 @dsl.component(base_image=SLIPWAY_IMAGE, install_kfp_package=False)
-def generate_churn_data(n_rows: int, seed: int, raw: Output[Dataset]) -> None:
-    """Write a deterministic synthetic churn CSV with the Telco schema (offline demo source)."""
-    from slipway.data.churn import generate_synthetic_churn
-
-    generate_synthetic_churn(n_rows=n_rows, seed=seed).to_csv(raw.path, index=False)
-    raw.metadata["rows"] = n_rows
-
-
-@dsl.component(base_image=SLIPWAY_IMAGE, install_kfp_package=False)
 def prepare_source(source_uri: str, n_rows: int, seed: int, raw: Output[Dataset]) -> None:
     """Bring the input into the pipeline: a user file when `source_uri` is set, else synthetic churn data."""
     import shutil

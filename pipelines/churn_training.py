@@ -2,7 +2,7 @@
 
 from kfp import dsl
 
-from components.data import generate_churn_data, ingest_churn, prepare_source
+from components.data import ingest_churn, prepare_source
 from components.deploy import render_inference_service
 from components.features import build_training_set
 from components.monitoring import drift_report
@@ -54,7 +54,7 @@ def churn_training(
         canary_traffic_percent=canary_traffic_percent,
     ).set_display_name("render-inferenceservice")
 
-    batch = generate_churn_data(n_rows=n_rows, seed=current_seed).set_display_name("current-batch")
+    batch = prepare_source(source_uri="", n_rows=n_rows, seed=current_seed).set_display_name("current-batch")
     current = ingest_churn(raw=batch.outputs["raw"]).set_display_name("ingest-current-batch")
     drift_report(reference=ingest.outputs["curated"], current=current.outputs["curated"]).set_display_name(
         "drift-report"

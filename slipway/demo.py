@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,26 +22,20 @@ class _Timer:
     def __init__(self) -> None:
         self.stages: dict[str, float] = {}
 
+    def start(self, name: str) -> None:
+        print(f"==> {name}", flush=True)
+        self._current = (name, time.perf_counter())
+
+    def stop(self) -> None:
+        name, started = self._current
+        self.stages[name] = time.perf_counter() - started
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         print(f"==> {name}", flush=True)
         start = time.perf_counter()
         yield
         self.stages[name] = time.perf_counter() - start
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SlipwayError(f"model server exited early with code {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/v2/health/ready", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SlipwayError(f"model server at {base} was not ready after {timeout:.0f} s")
 
 
 def _sample_rows(curated_path: Path, n: int = 2) -> list[dict[str, Any]]:
@@ -85,21 +76,11 @@ def run_demo(settings: Settings, n_rows: int = 3000, port: int = 8085) -> dict[s
     curated = find_outputs(run_dir, "ingest-churn", "curated")
     rows = _sample_rows(curated)
 
-    base = f"http://127.0.0.1:{port}"
-    with timer.stage("start KServe ModelServer"):
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "slipway.serving.churn_model"),
-                *("--model-dir", str(model_dir), "--name", "churn", "--http-port", str(port)),
-            ],
-            env={**os.environ, "KSERVE_LOGLEVEL": "WARNING"},
-        )
-        try:
-            _wait_ready(base, proc)
-        except SlipwayError:
-            proc.kill()
-            raise
-    try:
+    from slipway.serving.process import running_model_server
+
+    timer.start("start KServe ModelServer")
+    with running_model_server(model_dir, "churn", port) as base:
+        timer.stop()
         with timer.stage("v1 and v2 requests"):
             v1 = httpx.post(f"{base}/v1/models/churn:predict", json={"instances": rows}, timeout=10)
             v2_inputs = [
@@ -113,12 +94,6 @@ def run_demo(settings: Settings, n_rows: int = 3000, port: int = 8085) -> dict[s
             ]
             v2 = httpx.post(f"{base}/v2/models/churn/infer", json={"id": "demo-1", "inputs": v2_inputs}, timeout=10)
             bad = httpx.post(f"{base}/v1/models/churn:predict", content=b"not json", timeout=10)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
     print("\n--- metrics (test split) ---")
     print(json.dumps(entry.metrics, indent=2))

@@ -6,9 +6,6 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,39 +222,11 @@ def test_bearer_token(loaded_model) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_real_server_subprocess(model_dir: Path) -> None:
-    port = free_port()
+    from slipway.serving.process import running_model_server
+
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     env.pop("SLIPWAY_SERVING_TOKEN", None)
-    cmd = [sys.executable, "-m", "slipway.serving.churn_model", "--model-dir", str(model_dir), "--name", "churn"]
-    proc = subprocess.Popen(
-        [*cmd, "--http-port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        ready = False
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    ready = True
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        assert ready, "server not ready within 60 s"
+    with running_model_server(model_dir, "churn", free_port(), env=env, timeout=60) as base:
         r = httpx.post(f"{base}/v1/models/churn:predict", json={"instances": [ROW]}, timeout=10)
         assert r.status_code == 200, r.text
         assert 0.0 <= r.json()["predictions"][0]["churn_probability"] <= 1.0
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
