@@ -15,7 +15,9 @@ help: ## List every target with its one-line description
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "uv==0.13.8"
-	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e ".[dev]"
+	# torch first, with pip: `pip install torch==2.13.0` finds the CPU build where one is provided; uv then keeps it.
+	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e ".[dev,vision]"
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv and install Slipway with pinned dependencies (constraints.txt)
