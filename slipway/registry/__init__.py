@@ -3,9 +3,17 @@
 from slipway.registry.model_registry import (
     ModelRegistry,
     ModelVersion,
+    RegistryEvent,
     default_code_version,
     load_verified_model,
     sha256_dataframe,
 )
 
-__all__ = ["ModelRegistry", "ModelVersion", "default_code_version", "load_verified_model", "sha256_dataframe"]
+__all__ = [
+    "ModelRegistry",
+    "ModelVersion",
+    "RegistryEvent",
+    "default_code_version",
+    "load_verified_model",
+    "sha256_dataframe",
+]

@@ -122,3 +122,57 @@ def test_sha256_dataframe_is_content_sensitive() -> None:
     changed.loc[1, "b"] = "w"
     assert sha256_dataframe(changed) != sha256_dataframe(df)
     assert len(sha256_dataframe(df)) == 64
+
+
+def test_extra_files_and_annotations_are_stored_and_verified(registry: ModelRegistry, model_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    onnx = tmp_path / "src" / "model.onnx"
+    onnx.write_bytes(b"onnx-bytes")
+    mv = _register(registry, model_file, extra_files={"model.onnx": onnx}, annotations={"cv_scores": [0.8, 0.9]})
+    assert mv.extra_files == {"model.onnx": sha256_file(onnx)}
+    assert registry.get("churn", 1).annotations["cv_scores"] == [0.8, 0.9]
+    dest = registry.download("churn", 1, tmp_path / "dl")
+    assert (dest / "model.onnx").read_bytes() == b"onnx-bytes"
+
+    (tmp_path / "artifacts" / "models" / "churn" / "v1" / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(IntegrityError, match="model.onnx"):
+        registry.download("churn", 1, tmp_path / "dl2")
+
+
+def test_custom_model_file_name(registry: ModelRegistry, model_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    base: dict[str, Any] = {"metrics": {}, "params": {}, "training_data_sha256": "ab" * 32, "feature_schema": {}}
+    mv = registry.register("churn", model_file, model_file="model.pt", **base)
+    assert mv.model_file == "model.pt"
+    assert (registry.download("churn", 1, tmp_path / "dl") / "model.pt").read_bytes() == model_file.read_bytes()
+    with pytest.raises(RegistryError, match="invalid stored file name"):
+        registry.register("churn", model_file, model_file="../escape", **base)
+
+
+def test_stages_history_and_repeated_rollback(registry: ModelRegistry, model_file) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        _register(registry, model_file)
+    for version in (1, 2, 3):
+        registry.set_stage("churn", version, "production", evidence={"p_value": 0.01})
+    assert registry.production("churn").version == 3  # type: ignore[union-attr]
+    assert [v.stage for v in registry.list_versions("churn")] == ["archived", "archived", "production"]
+    registry.annotate("churn", 3, decision={"promote": True})
+    assert registry.get("churn", 3).annotations["decision"] == {"promote": True}
+
+    assert registry.rollback("churn", reason="error rate").version == 2
+    assert registry.production("churn").version == 2  # type: ignore[union-attr]
+    assert registry.rollback("churn").version == 1
+    with pytest.raises(RegistryError, match="no earlier production version"):
+        registry.rollback("churn")
+
+    kinds = [e.kind for e in registry.history("churn")]
+    assert kinds.count("registered") == 3
+    assert kinds.count("rollback") == 2
+    rollback = next(e for e in registry.history("churn") if e.kind == "rollback")
+    assert rollback.version == 3 and rollback.evidence == {"to_version": 2} and rollback.message == "error rate"
+    with pytest.raises(RegistryError, match="unknown stage"):
+        registry.set_stage("churn", 1, "shipped")
+
+
+def test_rollback_without_production_is_refused(registry: ModelRegistry, model_file) -> None:  # type: ignore[no-untyped-def]
+    _register(registry, model_file)
+    with pytest.raises(RegistryError, match="no production version"):
+        registry.rollback("churn")
