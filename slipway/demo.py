@@ -95,7 +95,12 @@ def run_demo(settings: Settings, n_rows: int = 3000, port: int = 8085) -> dict[s
             v2 = httpx.post(f"{base}/v2/models/churn/infer", json={"id": "demo-1", "inputs": v2_inputs}, timeout=10)
             bad = httpx.post(f"{base}/v1/models/churn:predict", content=b"not json", timeout=10)
 
-    print("\n--- metrics (test split) ---")
+    comparison = find_outputs(run_dir, "select-candidate", "comparison").read_text()
+    print("\n--- model comparison (same repeated stratified folds, training part) ---")
+    print(comparison.split("## All", 1)[0].strip())
+    decision = entry.annotations.get("decision", {})
+    print(f"\n--- champion/challenger: stage {entry.stage} ---\n{decision.get('reason', 'no decision recorded')}")
+    print("\n--- metrics (held-out test part; cv_* = cross-validation on the training part) ---")
     print(json.dumps(entry.metrics, indent=2))
     print("\n--- registry entry ---")
     print(entry.model_dump_json(indent=2, exclude={"feature_schema"}))
@@ -106,7 +111,12 @@ def run_demo(settings: Settings, n_rows: int = 3000, port: int = 8085) -> dict[s
     for name, path in compiled.items():
         print(f"{name}: {path.resolve()}")
     print("\n--- HTML reports ---")
-    for task, output in (("train-churn-model", "report"), ("drift-report", "report")):
+    for task, output in (
+        ("train-churn-model", "report"),
+        ("select-candidate", "comparison_html"),
+        ("write-model-card", "card_html"),
+        ("drift-report", "report"),
+    ):
         print(f"{task}: {find_outputs(run_dir, task, output)}")
     print(f"InferenceService: {find_outputs(run_dir, 'render-inference-service', 'manifest')}")
     print("\n--- wall time per stage (s) ---")

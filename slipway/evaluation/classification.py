@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     confusion_matrix,
     f1_score,
+    precision_recall_curve,
     precision_score,
     recall_score,
     roc_auc_score,
@@ -38,6 +40,9 @@ class ClassificationReport:
     roc_tpr: list[float] = field(default_factory=list)
     roc_thresholds: list[float] = field(default_factory=list)
     threshold: float = 0.5
+    pr_auc: float = float("nan")  # average precision, the step-wise area under the PR curve
+    pr_precision: list[float] = field(default_factory=list)
+    pr_recall: list[float] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         """The scalar metrics as a flat dict."""
@@ -47,6 +52,7 @@ class ClassificationReport:
             "recall": self.recall,
             "f1": self.f1,
             "roc_auc": self.roc_auc,
+            "pr_auc": self.pr_auc,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +88,13 @@ def evaluate_classifier(y_true: Any, y_score: Any, threshold: float = 0.5) -> Cl
         th = np.where(finite, th, cap)  # sklearn's first threshold is +inf
         idx = _downsample(len(f))
         fpr, tpr, thresholds = f[idx].tolist(), t[idx].tolist(), th[idx].tolist()
+    pr_auc = float(average_precision_score(y, scores)) if both_classes else float("nan")
+    pr_p: list[float] = []
+    pr_r: list[float] = []
+    if both_classes:
+        p, r, _ = precision_recall_curve(y, scores)
+        idx = _downsample(len(p))
+        pr_p, pr_r = p[idx].tolist(), r[idx].tolist()
     cm = confusion_matrix(y, pred, labels=[0, 1])
     return ClassificationReport(
         accuracy=float(accuracy_score(y, pred)),
@@ -94,7 +107,59 @@ def evaluate_classifier(y_true: Any, y_score: Any, threshold: float = 0.5) -> Cl
         roc_tpr=[float(v) for v in tpr],
         roc_thresholds=[float(v) for v in thresholds],
         threshold=threshold,
+        pr_auc=pr_auc,
+        pr_precision=[float(v) for v in pr_p],
+        pr_recall=[float(v) for v in pr_r],
     )
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """How the decision threshold is chosen from scored, labelled rows.
+
+    `f1`: the threshold with the highest F1. `cost`: the threshold with the lowest total cost
+    `cost_fp * FP + cost_fn * FN` (e.g. a retention offer costs 1, a lost customer 5: cost_fn=5).
+    """
+
+    objective: str = "f1"
+    cost_fp: float = 1.0
+    cost_fn: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("f1", "cost"):
+            raise ValueError(f"threshold objective must be 'f1' or 'cost', not {self.objective!r}")
+        if self.cost_fp < 0 or self.cost_fn < 0 or self.cost_fp + self.cost_fn == 0:
+            raise ValueError("threshold costs must be >= 0 and not both 0")
+
+    def describe(self) -> str:
+        if self.objective == "f1":
+            return "threshold maximising F1"
+        return f"threshold minimising {self.cost_fp:g}*FP + {self.cost_fn:g}*FN"
+
+
+def choose_threshold(
+    y_true: Any, y_score: Any, policy: ThresholdPolicy | None = None, n_candidates: int = 201
+) -> float:
+    """The best threshold for `policy` among score quantiles (ties go to the lowest threshold)."""
+    policy = policy or ThresholdPolicy()
+    y = np.asarray(y_true).astype(int).ravel()
+    scores = np.asarray(y_score, dtype=float).ravel()
+    if y.size == 0 or y.shape != scores.shape:
+        raise ValueError("choose_threshold needs as many labels as scores, and at least one")
+    # Observed scores only (inverted CDF), so a threshold is always a score some row actually has.
+    candidates = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, n_candidates), method="inverted_cdf"))
+    pred = scores[None, :] >= candidates[:, None]  # candidates x rows
+    tp = (pred & (y == 1)).sum(axis=1)
+    fp = (pred & (y == 0)).sum(axis=1)
+    fn = (~pred & (y == 1)).sum(axis=1)
+    if policy.objective == "f1":
+        denom = 2 * tp + fp + fn
+        value = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+        best = int(np.argmax(value))
+    else:
+        cost = policy.cost_fp * fp + policy.cost_fn * fn
+        best = int(np.argmin(cost))
+    return float(candidates[best])
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -147,6 +212,27 @@ def save_confusion_png(report: ClassificationReport, path: str | Path) -> Path:
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > high else "black")
+        fig.tight_layout()
+        fig.savefig(dest, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return dest
+
+
+def save_pr_png(report: ClassificationReport, path: str | Path) -> Path:
+    """Plot the precision-recall curve to a PNG file."""
+    plt = _pyplot()
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    try:
+        ax.plot(report.pr_recall, report.pr_precision, label=f"PR (AP = {report.pr_auc:.3f})")
+        ax.set_xlabel("Recall")
+        ax.set_ylabel("Precision")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_title("Precision-recall curve")
+        ax.legend(loc="lower left")
         fig.tight_layout()
         fig.savefig(dest, format="png", dpi=100)
     finally:

@@ -27,6 +27,8 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         work / "pipeline_root",
         n_rows=1500,
         seed=3,
+        cv_folds=3,
+        cv_repeats=1,
         feast_repo=str(repo),
         online_store="sqlite",
         slipway_home=str(work / "home"),
@@ -46,14 +48,45 @@ def test_pipeline_reconciles_counts_and_registers_a_verified_model(pipeline_run:
     training = pd.read_parquet(find_outputs(run_dir, "build-training-set", "training_set"))
     assert len(training) == len(curated)
     assert training["tenure"].notna().all()
+    train = pd.read_parquet(find_outputs(run_dir, "split-holdout", "train"))
+    test = pd.read_parquet(find_outputs(run_dir, "split-holdout", "test"))
+    assert len(train) + len(test) == len(training)
+    assert not set(train["customerID"]) & set(test["customerID"])
 
     registry = ModelRegistry(LocalArtifactStore(home / "artifacts"))
     entry = registry.get("churn")
     assert entry.version == 1
     assert 0.6 < entry.metrics["roc_auc"] <= 1.0
+    assert entry.metrics["cv_roc_auc_ci_low"] <= entry.metrics["cv_roc_auc_mean"] <= entry.metrics["cv_roc_auc_ci_high"]
+    assert 0.0 < float(entry.params["decision_threshold"]) < 1.0
     model, meta = load_verified_model(registry.download("churn", 1, home / "dl"))
     assert meta.sha256 == entry.sha256
     assert model.predict_proba(curated.drop(columns=["customerID", "Churn"]).head(3)).shape == (3, 2)
+    # First version, no champion: promoted, with the decision and its evidence recorded.
+    assert entry.stage == "production"
+    assert entry.annotations["decision"]["promote"] is True
+    assert "no champion" in entry.annotations["decision"]["reason"]
+    selected = entry.annotations["candidate"]
+    assert selected["algorithm"] == entry.params["algorithm"]
+    assert len(entry.annotations["cv"]["folds"]) == 3  # 3-fold x 1 repeat, every fold's metrics kept
+    kinds = [e.kind for e in registry.history("churn")]
+    assert "champion-challenger" in kinds and "stage" in kinds
+    card = (home / "dl" / "model_card.md").read_text()
+    assert {"model_card.md", "model_card.html"} <= set(entry.extra_files)
+    assert entry.training_data_sha256 in card
+    assert "## Known limits" in card and "## Comparison with the champion" in card
+
+
+def test_candidates_fan_out_and_are_collected_into_one_comparison(pipeline_run: tuple[Path, Path]) -> None:
+    run_dir, _ = pipeline_run
+    iterations = sorted(p.name for p in run_dir.iterdir() if p.name.startswith("for-loop"))
+    assert len(iterations) == 4, iterations  # one ParallelFor task per candidate, run by kfp.local
+    table = find_outputs(run_dir, "select-candidate", "comparison").read_text()
+    for algorithm in ("logistic_regression", "random_forest", "gradient_boosting", "svm"):
+        assert f"| {algorithm}-0 |" in table
+    assert "All 4 trials" in table
+    html = find_outputs(run_dir, "select-candidate", "comparison_html").read_text()
+    assert html.count("<tr>") == 2 * 5
 
 
 def test_pipeline_renders_isvc_and_html_reports(pipeline_run: tuple[Path, Path]) -> None:
@@ -65,6 +98,10 @@ def test_pipeline_renders_isvc_and_html_reports(pipeline_run: tuple[Path, Path])
     for task in ("train-churn-model", "drift-report"):
         html = find_outputs(run_dir, task, "report").read_text()
         assert "<html" in html.lower()
+    report = find_outputs(run_dir, "train-churn-model", "report").read_text()
+    assert "Precision-recall curve" in report and "Permutation importance" in report
+    card = find_outputs(run_dir, "write-model-card", "card_html").read_text()
+    assert "<h1>Model card: churn v1</h1>" in card
 
 
 def test_every_pipeline_compiles_and_loads(tmp_path: Path) -> None:
@@ -73,3 +110,8 @@ def test_every_pipeline_compiles_and_loads(tmp_path: Path) -> None:
     assert spec["pipelineInfo"]["name"] == "churn-training"
     tasks = spec["root"]["dag"]["tasks"]
     assert {"ingest-churn", "build-training-set", "train-churn-model", "register-model"} <= set(tasks)
+    assert {"split-holdout", "plan-candidates", "select-candidate", "compare-with-champion"} <= set(tasks)
+    loop = next(t for name, t in tasks.items() if name.startswith("for-loop"))
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 4
+    assert "parameterIterator" in loop
+    assert "housing-cv" in written
