@@ -27,6 +27,10 @@ class DriftSummary:
     html_path: str = ""
     json_path: str = ""
     drift_share_threshold: float = 0.5
+    prediction_drift: dict[str, Any] | None = None
+    n_reference: int = 0
+    n_current: int = 0
+    engine: str = "evidently"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,4 +111,60 @@ def run_drift_report(
         html_path=str(html_path),
         json_path=str(json_path),
         drift_share_threshold=drift_share,
+        n_reference=len(reference),
+        n_current=len(current),
     )
+
+
+CLASSIFICATION_HTML_FILE = "classification_report.html"
+
+
+def run_classification_report(
+    current: pd.DataFrame,
+    out_dir: str | Path,
+    reference: pd.DataFrame | None = None,
+    target: str = "target",
+    prediction: str = "prediction",
+) -> dict[str, float]:
+    """Evidently's ClassificationPreset on rows whose delayed label arrived: HTML under `out_dir`, metrics back.
+
+    `prediction` holds positive-class probabilities, `target` 0/1 labels. With a reference (training rows scored
+    by the model) the report shows both side by side.
+    """
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.presets import ClassificationPreset
+
+    for name, frame in (("current", current), ("reference", reference)):
+        if frame is not None and not {target, prediction} <= set(frame.columns):
+            raise DataValidationError(f"{name} frame needs columns {target!r} and {prediction!r}")
+    if current.empty or current[target].nunique() < 2:
+        raise DataValidationError("a classification report needs labelled rows of both classes")
+    definition = DataDefinition(
+        classification=[BinaryClassification(target=target, prediction_probas=prediction)],
+        numerical_columns=[prediction],
+    )
+
+    def dataset(frame: pd.DataFrame) -> Any:
+        data = frame[[target, prediction]].reset_index(drop=True).astype({target: int, prediction: float})
+        return Dataset.from_pandas(data, data_definition=definition)
+
+    snapshot = Report([ClassificationPreset()]).run(
+        dataset(current), dataset(reference) if reference is not None else None
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(out / CLASSIFICATION_HTML_FILE))
+    wanted = {
+        "Accuracy": "accuracy",
+        "Precision": "precision",
+        "Recall": "recall",
+        "F1Score": "f1",
+        "RocAuc": "roc_auc",
+    }
+    metrics: dict[str, float] = {}
+    for metric in snapshot.dict().get("metrics", []):
+        head = str(metric.get("metric_name", "")).split("(")[0]
+        if head in wanted and isinstance(metric.get("value"), (int, float)):
+            metrics.setdefault(wanted[head], float(metric["value"]))
+    metrics["rows"] = float(len(current))
+    return metrics
