@@ -10,10 +10,22 @@ from typing import Any
 from kfp import compiler, components
 
 from pipelines.churn_training import churn_training
+from pipelines.drift_monitoring import drift_monitoring
+from pipelines.housing_cv import housing_cv
+from pipelines.image_classification import image_classification
+from pipelines.ingestion import ingestion
+from pipelines.recommender_training import recommender_training
 
 logger = logging.getLogger(__name__)
 
-PIPELINES: dict[str, Callable[..., Any]] = {"churn-training": churn_training}
+PIPELINES: dict[str, Callable[..., Any]] = {
+    "churn-training": churn_training,
+    "drift-monitoring": drift_monitoring,
+    "housing-cv": housing_cv,
+    "image-classification": image_classification,
+    "ingestion": ingestion,
+    "recommender-training": recommender_training,
+}
 
 
 def compile_all(out_dir: str | Path) -> dict[str, Path]:

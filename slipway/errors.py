@@ -39,3 +39,31 @@ class FeatureStoreError(SlipwayError):
 
 class ServingInputError(SlipwayError):
     """An inference request does not match the model's feature schema."""
+
+
+class BrokerUnavailableError(SlipwayError):
+    """The Kafka-API broker did not answer within the retry budget."""
+
+
+class StreamStateError(SlipwayError):
+    """A stream processor checkpoint is missing, corrupt or belongs to another topic layout."""
+
+
+class MonitoringError(SlipwayError):
+    """A drift check could not run: no reference profile, no traffic in the window, a failed trigger."""
+
+
+class AlertDeliveryError(MonitoringError):
+    """The alert sink did not accept an alert after every retry."""
+
+
+class ImageDecodeError(DataFormatError):
+    """Bytes are not a decodable image, are empty, or exceed the pixel limit (decompression-bomb guard)."""
+
+
+class RolloutError(SlipwayError):
+    """A canary rollout or A/B test could not be started, stepped or analysed."""
+
+
+class ConnectorError(SlipwayError):
+    """A source (file, S3, PostgreSQL, HTTP API, Kafka) could not be read; transient errors were retried."""

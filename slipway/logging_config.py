@@ -5,7 +5,8 @@ import logging
 import sys
 from typing import Any
 
-_NOISY = ("kserve.trace", "uvicorn.access", "botocore", "urllib3", "feast", "numexpr")
+# httpx and httpcore log full request URLs at INFO; a webhook URL can carry a token, so keep them at WARNING.
+_NOISY = ("kserve.trace", "uvicorn.access", "botocore", "urllib3", "feast", "numexpr", "httpx", "httpcore")
 
 
 class JsonFormatter(logging.Formatter):

@@ -134,7 +134,7 @@ def test_extra_files_and_annotations_are_stored_and_verified(registry: ModelRegi
     assert (dest / "model.onnx").read_bytes() == b"onnx-bytes"
 
     (tmp_path / "artifacts" / "models" / "churn" / "v1" / "model.onnx").write_bytes(b"tampered")
-    with pytest.raises(IntegrityError, match="model.onnx"):
+    with pytest.raises(IntegrityError, match=r"model\.onnx"):
         registry.download("churn", 1, tmp_path / "dl2")
 
 
