@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,12 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from benchmarks.netutil import free_port  # noqa: E402
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -50,7 +44,7 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
 @contextmanager
 def _router_process(backend: str, env: dict[str, str]) -> Iterator[str]:
     """`slipway rollout router` in its own process, as it runs in production (not sharing the client's GIL)."""
-    port = _port()
+    port = free_port()
     cmd = [sys.executable, "-m", "slipway.cli", "rollout", "router", "--variant", f"primary={backend}=100"]
     proc = subprocess.Popen([*cmd, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -135,7 +129,7 @@ def main() -> None:
         model_dir = registry.download("recommender", version, Path(tmp) / "serve")
         env = dict(os.environ, PYTHONPATH=str(REPO))
         env.pop("SLIPWAY_SERVING_TOKEN", None)
-        spec = ServerSpec("slipway.serving.recommender_model", model_dir, "recommender", _port())
+        spec = ServerSpec("slipway.serving.recommender_model", model_dir, "recommender", free_port())
         with running_servers([spec], env=env, timeout=180) as (url,):
             predict = f"{url}/v1/models/recommender:predict"
             out["kserve_direct"] = _time_http(predict, sample, args.k)

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,18 +30,12 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.netutil import free_port  # noqa: E402
 from slipway.data.churn_schema import CATEGORICAL_FEATURES, FEATURE_COLUMNS, feature_schema  # noqa: E402
 
 TELCO = ROOT.parent / "shared" / "datasets" / "telco-churn" / "Telco-Customer-Churn.csv"
 MLSERVER = ROOT / "benchmarks" / "mlserver" / ".venv" / "bin" / "mlserver"
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def churn_frame() -> pd.DataFrame:

@@ -31,19 +31,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.netutil import free_port  # noqa: E402
 from slipway.streaming.broker import CONSUMER_DEFAULTS, TopicSpec, ensure_topics, start_tansu  # noqa: E402
 from slipway.streaming.simulator import SimulatorConfig, produce_events, simulate  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds() -> float:
