@@ -4,7 +4,12 @@
 
 Generates a 20-column CSV (ids, 5 categories, 8 floats, 4 integers, a date, an e-mail) with ~0.3 % dirty rows
 (bad numbers, unknown categories, out-of-range values, duplicate ids), then runs each measurement in a fresh
-child process so peak RSS (ru_maxrss) belongs to that measurement alone.
+child process so peak RSS (ru_maxrss) belongs to that measurement alone. Phases, interleaved per repeat:
+
+    raw       pyarrow.csv.read_csv of the whole file (the peer; multi-threaded, types inferred)
+    read      Slipway's chunked reader alone (parallel segments, numbers and dates converted while parsing)
+    validate  reader + cleanse + validate (pandera) + de-duplicate, curated batches kept in memory only
+    ingest    the whole run: also partitioned Parquet, quarantine file, raw-zone copy and a committed version
 """
 
 from __future__ import annotations
@@ -69,6 +74,30 @@ def run_raw(path: Path) -> dict:
     return {"rows": table.num_rows, "seconds": seconds, "cpu_seconds": time.process_time() - cpu}
 
 
+def run_stages(path: Path, chunk_rows: int, validate: bool) -> dict:
+    """The first stages alone, for the breakdown: the chunked reader, then reader + cleanse + validate (no
+    Parquet, no versions, no raw-zone copy)."""
+    from slipway.ingestion import spec_from_dict
+    from slipway.ingestion.engine import _parse_types
+    from slipway.ingestion.formats import detect_format
+    from slipway.ingestion.quality import BatchValidator
+    from slipway.ingestion.readers import iter_batches, prefetch
+
+    spec = spec_from_dict(bench_spec())
+    start, cpu = time.perf_counter(), time.process_time()
+    validator = BatchValidator(spec, source=str(path), pii_salt="", max_field_bytes=1 << 20)
+    batches = iter_batches(
+        path, detect_format(path), chunk_rows=chunk_rows, max_field_bytes=1 << 20, column_types=_parse_types(spec)
+    )
+    rows = curated = 0
+    for batch in prefetch(batches):
+        rows += batch.table.num_rows + len(batch.rejected)
+        if validate and batch.table.num_rows:
+            curated += validator.process(batch.table, batch.positions, "2026-01-01").curated.num_rows
+    seconds = time.perf_counter() - start
+    return {"rows": rows, "seconds": seconds, "cpu_seconds": time.process_time() - cpu, "curated": curated}
+
+
 def run_ingest(path: Path, chunk_rows: int) -> dict:
     from slipway.ingestion import DatasetZones, IngestOptions, fetch_file, ingest_landed, spec_from_dict
     from slipway.storage import LocalArtifactStore
@@ -94,7 +123,12 @@ def run_ingest(path: Path, chunk_rows: int) -> dict:
 
 def child(args: argparse.Namespace) -> None:
     path = Path(args.file)
-    result = run_raw(path) if args.phase == "raw" else run_ingest(path, args.chunk_rows)
+    if args.phase == "raw":
+        result = run_raw(path)
+    elif args.phase in ("read", "validate"):
+        result = run_stages(path, args.chunk_rows, validate=args.phase == "validate")
+    else:
+        result = run_ingest(path, args.chunk_rows)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -110,7 +144,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunk-rows", type=int, default=200_000)
-    parser.add_argument("--phase", choices=["raw", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["raw", "read", "validate", "ingest"], help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -120,29 +154,28 @@ def main() -> None:
         path = Path(tmp) / "bench.csv"
         generate(path, args.rows)
         size_mb = path.stat().st_size / 1e6
-        raws, ingests = [], []
-        for _ in range(args.repeats):  # interleaved, so machine noise hits both sides alike
-            raws.append(measure("raw", path, args.chunk_rows))
-            ingests.append(measure("ingest", path, args.chunk_rows))
-    raw = min(raws, key=lambda r: r["seconds"])
-    ing = min(ingests, key=lambda r: r["seconds"])
-    raw_rps, ing_rps = raw["rows"] / raw["seconds"], ing["rows"] / ing["seconds"]
+        runs: dict[str, list[dict]] = {"raw": [], "read": [], "validate": [], "ingest": []}
+        for _ in range(args.repeats):  # interleaved, so machine noise hits every phase alike
+            for phase, results in runs.items():
+                results.append(measure(phase, path, args.chunk_rows))
+    best = {phase: min(results, key=lambda r: r["seconds"]) for phase, results in runs.items()}
+    rps = {phase: r["rows"] / r["seconds"] for phase, r in best.items()}
     # CPU seconds (all threads) do not depend on what else the machine runs; wall time does.
-    raw_cpu = min(r["cpu_seconds"] for r in raws)
-    ing_cpu = min(r["cpu_seconds"] for r in ingests)
+    cpu = {phase: min(r["cpu_seconds"] for r in results) for phase, results in runs.items()}
+    ing = best["ingest"]
     summary = {
         "rows": args.rows,
         "file_mb": round(size_mb, 1),
-        "raw_pyarrow_read_csv_rows_per_s": round(raw_rps),
-        "ingest_validate_cleanse_rows_per_s": round(ing_rps),
-        "ratio": round(ing_rps / raw_rps, 3),
-        "cpu_ratio": round(raw_cpu / ing_cpu, 3),
-        "raw_seconds": [round(r["seconds"], 2) for r in raws],
-        "ingest_seconds": [round(r["seconds"], 2) for r in ingests],
-        "raw_cpu_seconds": [round(r["cpu_seconds"], 2) for r in raws],
-        "ingest_cpu_seconds": [round(r["cpu_seconds"], 2) for r in ingests],
-        "ingest_peak_rss_mb": round(max(r["peak_rss_mb"] for r in ingests)),
-        "raw_peak_rss_mb": round(max(r["peak_rss_mb"] for r in raws)),
+        "raw_pyarrow_read_csv_rows_per_s": round(rps["raw"]),
+        "ingest_validate_cleanse_rows_per_s": round(rps["ingest"]),
+        "ratio": round(rps["ingest"] / rps["raw"], 3),
+        "cpu_ratio": round(cpu["raw"] / cpu["ingest"], 3),
+        "breakdown_rows_per_s": {phase: round(v) for phase, v in rps.items()},
+        "breakdown_ratio": {phase: round(v / rps["raw"], 3) for phase, v in rps.items()},
+        "breakdown_cpu_seconds": {phase: round(v, 2) for phase, v in cpu.items()},
+        "seconds": {phase: [round(r["seconds"], 2) for r in results] for phase, results in runs.items()},
+        "ingest_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["ingest"])),
+        "raw_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["raw"])),
         "curated": ing["curated"],
         "quarantined": ing["quarantined"],
     }

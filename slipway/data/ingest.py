@@ -71,7 +71,7 @@ def ingest_file(
     quarantine_path = out / "quarantine.jsonl"
     with tempfile.TemporaryDirectory(prefix="slipway-ingest-") as staging:
         result = process_file(path, spec, IngestOptions(), Path(staging))
-        tables = [pq.read_table(p) for p, _, _ in result.parts]
+        tables = [pq.read_table(part[0]) for part in result.parts]
         if tables:
             curated = pyarrow_mod.concat_tables(tables).sort_by(POSITION_COLUMN).select(spec.column_names)
         else:

@@ -11,9 +11,10 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class ProcessResult:
     rows_read: int
     rows_curated: int
     rows_quarantined: int
-    parts: list[tuple[Path, str, int]]  # (parquet file, partition, rows)
+    parts: list[tuple[Path, str, int, str]]  # (parquet file, partition, rows, sha256)
     quarantine_path: Path
     rule_failures: Counter[str]
     outliers: Counter[str]
@@ -99,9 +100,14 @@ class IngestionReport:
 
 
 class _PartitionWriters:
-    """One Parquet file per partition; rows are buffered so row groups stay large when chunks span many days."""
+    """Parquet files per date partition. Rows are buffered per partition so row groups stay large when chunks
+    span many days, within two bounds: the rows buffered over all partitions (the fullest buffer is written
+    first past it) and the files open at once (the least recently written one is finished past it, and a new
+    file starts if its partition gets more rows later)."""
 
     ROW_GROUP = 32_000
+    MAX_BUFFERED = 256_000
+    MAX_OPEN = 64
 
     def __init__(self, staging: Path, dictionary_columns: list[str] | None = None) -> None:
         self.staging = staging
@@ -110,10 +116,12 @@ class _PartitionWriters:
         # Parquet encoding runs on a background thread (pyarrow releases the GIL) while the next chunk is parsed.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slipway-parquet")
         self.pending: list[Future[None]] = []
-        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.open: OrderedDict[str, tuple[pq.ParquetWriter, int]] = OrderedDict()  # partition -> (writer, file)
+        self.files: list[list[Any]] = []  # [path, partition, rows]
+        self.lock = threading.Lock()
         self.buffers: dict[str, list[pa.Table]] = {}
-        self.rows: Counter[str] = Counter()
         self.buffered: Counter[str] = Counter()
+        self.total_buffered = 0
 
     def write(self, table: pa.Table) -> None:
         if not table.num_rows:
@@ -142,43 +150,77 @@ class _PartitionWriters:
     def _add(self, partition: str, part: pa.Table) -> None:
         self.buffers.setdefault(partition, []).append(part)
         self.buffered[partition] += part.num_rows
-        self.rows[partition] += part.num_rows
+        self.total_buffered += part.num_rows
         if self.buffered[partition] >= self.ROW_GROUP:
             self._flush(partition)
+        while self.total_buffered > self.MAX_BUFFERED:
+            self._flush(max(self.buffered, key=self.buffered.__getitem__))
 
-    def _flush(self, partition: str) -> None:
+    def _writer(self, partition: str, schema: pa.Schema, *, limit: bool) -> tuple[pq.ParquetWriter, int]:
+        with self.lock:
+            if partition in self.open:
+                self.open.move_to_end(partition)
+                return self.open[partition]
+            if limit and len(self.open) >= self.MAX_OPEN:
+                _, (oldest, _) = self.open.popitem(last=False)
+                oldest.close()
+            index = len(self.files)
+            path = self.staging / f"part-{index:05d}.parquet"
+            self.files.append([path, partition, 0])
+            writer = pq.ParquetWriter(
+                path, schema, compression="lz4",
+                use_dictionary=self.dictionary_columns if self.dictionary_columns is not None else True,
+            )  # fmt: skip
+            self.open[partition] = (writer, index)
+            return writer, index
+
+    def _flush(self, partition: str, *, limit: bool = True) -> None:
         parts = self.buffers.pop(partition, [])
-        self.buffered[partition] = 0
+        self.total_buffered -= self.buffered.pop(partition, 0)
         if not parts:
             return
         table = pa.concat_tables(parts).combine_chunks()
-        writer = self.writers.get(partition)
-        if writer is None:
-            path = self.staging / f"date={partition}.parquet"
-            writer = pq.ParquetWriter(
-                path, table.schema, compression="lz4",
-                use_dictionary=self.dictionary_columns if self.dictionary_columns is not None else True,
-            )  # fmt: skip
-            self.writers[partition] = writer
+        writer, index = self._writer(partition, table.schema, limit=limit)
         writer.write_table(table.cast(writer.schema), row_group_size=self.ROW_GROUP)
+        self.files[index][2] += table.num_rows
 
-    def close(self) -> list[tuple[Path, str, int]]:
+    def close(self) -> list[tuple[Path, str, int, str]]:
+        """Finish every file; returns (file, partition, rows, sha256) per file."""
         try:
             for future in self.pending:
                 future.result()
         finally:
             self.pool.shutdown(wait=True)
-        for partition in list(self.buffers):
-            self._flush(partition)
-        for writer in self.writers.values():
+
+        def finish(partition: str) -> None:
+            self._flush(partition, limit=False)
+            with self.lock:
+                writer, _ = self.open.pop(partition)
             writer.close()
-        return [(self.staging / f"date={p}.parquet", p, self.rows[p]) for p in sorted(self.writers)]
+
+        # Many partitions still hold their last rows here: they are encoded in parallel, one partition per task
+        # (pyarrow releases the GIL), and every file is then fingerprinted the same way.
+        partitions = sorted(set(self.open) | {p for p, rows in self.buffered.items() if rows})
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="slipway-parquet") as pool:
+            list(pool.map(finish, partitions))
+            digests = list(pool.map(sha256_file, [path for path, _, _ in self.files]))
+        return [
+            (path, partition, rows, digest)
+            for (path, partition, rows), digest in zip(self.files, digests, strict=True)
+            if rows
+        ]
 
 
 def _write_rejected(fh: IO[str], rejected: list[Rejected], extra: dict[str, Any]) -> None:
     for rej in rejected:
         rec = {"source_line": rej.position, "reasons": rej.reasons, "raw": rej.raw, **extra}
         fh.write(json.dumps(rec, default=str) + "\n")
+
+
+def _parse_types(spec: DatasetSpec) -> dict[str, pa.DataType]:
+    """Columns the csv parser may convert itself: numbers and dates, which the validator would otherwise parse
+    from text. PII columns stay text, so hashing and masking see the value exactly as received."""
+    return {c.name: c.arrow_type for c in spec.columns if c.type in ("integer", "number", "date") and not c.pii}
 
 
 def _process_once(
@@ -194,9 +236,11 @@ def _process_once(
     failures: Counter[str] = Counter()
     outliers: Counter[str] = Counter()
     first = True
-    batches: Iterator[RawBatch] = prefetch(
-        iter_batches(path, guess, chunk_rows=opts.chunk_rows, max_field_bytes=opts.max_field_bytes, exact=exact)
-    )
+    raw_batches = iter_batches(
+        path, guess, chunk_rows=opts.chunk_rows, max_field_bytes=opts.max_field_bytes, exact=exact,
+        column_types=_parse_types(spec),
+    )  # fmt: skip
+    batches: Iterator[RawBatch] = prefetch(raw_batches)
     try:
         with open(quarantine_path, "w", encoding="utf-8") as qfh:
             for batch in batches:

@@ -151,18 +151,15 @@ def _coerce(arr: pa.ChunkedArray, col: ColumnSpec) -> tuple[pa.Array | pa.Chunke
     return pc.assume_timezone(pc.cast(parsed, pa.timestamp("us")), "UTC"), bad
 
 
-def _normalise_strings(arr: pa.ChunkedArray, col: ColumnSpec) -> pa.ChunkedArray:
+def _normalise_strings(arr: pa.ChunkedArray | pa.Array, col: ColumnSpec) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()  # one lookup table per column instead of one per chunk
     if col.case == "lower":
         arr = pc.utf8_lower(arr)
     elif col.case == "upper":
         arr = pc.utf8_upper(arr)
     elif col.case == "title":
         arr = pc.utf8_title(arr)
-    if col.allowed and not col.aliases:
-        # Fast path: every present value is already a canonical category.
-        known = pc.sum(pc.cast(pc.is_in(arr, value_set=pa.array(col.allowed)), pa.int64())).as_py() or 0
-        if known == len(arr) - arr.null_count:
-            return arr
     mapping: dict[str, str] = {}
     if col.allowed:
         # Categories match case-insensitively and with collapsed inner whitespace.
@@ -170,11 +167,23 @@ def _normalise_strings(arr: pa.ChunkedArray, col: ColumnSpec) -> pa.ChunkedArray
     mapping.update({" ".join(k.lower().split()): v for k, v in col.aliases.items()})
     if not mapping:
         return arr
+    todo: pa.Array = arr
+    mask = None
+    if col.allowed:
+        # Values that already are canonical categories stay as they are; only the others are normalised.
+        odd = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, value_set=pa.array(col.allowed))))
+        count = pc.sum(pc.cast(odd, pa.int64())).as_py() or 0
+        if not count:
+            return arr
+        if count < len(arr):
+            mask = pc.fill_null(odd, False)
+            todo = arr.filter(mask)
     keys = pa.array(list(mapping))
     values = pa.array(list(mapping.values()))
-    lowered = pc.replace_substring_regex(pc.utf8_lower(arr), r"\s+", " ")
+    lowered = pc.replace_substring_regex(pc.utf8_lower(todo), r"\s+", " ")
     idx = pc.index_in(lowered, value_set=keys)
-    return pc.if_else(pc.is_valid(idx), pc.take(values, pc.fill_null(idx, 0)), arr)
+    fixed = pc.if_else(pc.is_valid(idx), pc.take(values, pc.fill_null(idx, 0)), todo)
+    return fixed if mask is None else pc.replace_with_mask(arr, mask, fixed)
 
 
 def _pseudonymise(values: pa.ChunkedArray | pa.Array, how: str, salt: str) -> pa.Array:
@@ -195,21 +204,45 @@ def mask_raw(raw: dict[str, Any], spec: DatasetSpec, salt: str) -> dict[str, Any
     return out
 
 
-def _outlier_mask(values: pa.ChunkedArray, method: str) -> np.ndarray:
-    x = np.asarray(pc.fill_null(pc.cast(values, pa.float64()), np.nan).to_numpy(zero_copy_only=False), dtype=float)
-    finite = x[np.isfinite(x)]
-    if len(finite) < 5:  # too few values for a meaningful spread
+def _outlier_mask(x: np.ndarray, reference: np.ndarray, method: str) -> np.ndarray:
+    """Outliers among `x` by the spread of `reference` (finite values standing for every row seen so far)."""
+    if len(reference) < 5:  # too few values for a meaningful spread
         return np.zeros(len(x), dtype=bool)
     if method == "iqr":
-        q1, q3 = np.percentile(finite, [25, 75])
+        q1, q3 = np.percentile(reference, [25, 75])
         spread = q3 - q1
         lo, hi = q1 - 1.5 * spread, q3 + 1.5 * spread
         return np.asarray((x < lo) | (x > hi))
-    median = np.median(finite)
-    mad = np.median(np.abs(finite - median))
+    median = np.median(reference)
+    mad = np.median(np.abs(reference - median))
     if mad == 0:
         return np.zeros(len(x), dtype=bool)
     return np.asarray(np.abs(0.6745 * (x - median) / mad) > 3.5)
+
+
+class _RunningSample:
+    """A uniform sample (at most `size` values) of every value added so far: all of them while they fit, so small
+    inputs get exact quartiles, and a weighted subsample after that. It keeps outlier bounds from depending on
+    where chunks happen to end (a short last chunk is judged by the whole run, not by its own few rows)."""
+
+    def __init__(self, size: int = 200_000, seed: int = 0) -> None:
+        self.size = size
+        self.count = 0
+        self.values = np.empty(0, dtype=float)
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, finite: np.ndarray) -> np.ndarray:
+        total = self.count + len(finite)
+        if total <= self.size:
+            self.values = np.concatenate([self.values, finite])
+        else:
+            keep_old = min(len(self.values), round(self.size * self.count / total))
+            keep_new = min(len(finite), self.size - keep_old)
+            old = self.rng.choice(self.values, keep_old, replace=False) if keep_old < len(self.values) else self.values
+            new = self.rng.choice(finite, keep_new, replace=False) if keep_new < len(finite) else finite
+            self.values = np.concatenate([old, new])
+        self.count = total
+        return self.values
 
 
 class BatchValidator:
@@ -225,6 +258,7 @@ class BatchValidator:
         if spec.keys:
             self.unique_sets.append(list(spec.keys))
         self._seen: dict[tuple[str, ...], set[str]] = {tuple(k): set() for k in self.unique_sets}
+        self._samples: dict[str, _RunningSample] = {}
 
     def check_header(self, columns: list[str], where: str) -> None:
         missing = [c.name for c in self.spec.columns if c.required and c.name not in columns]
@@ -282,7 +316,10 @@ class BatchValidator:
         flags: list[pa.Array] = []
         for col in self.spec.columns:
             if col.outlier and curated.num_rows:
-                mask = _outlier_mask(curated[col.name], col.outlier)
+                values = pc.fill_null(pc.cast(curated[col.name], pa.float64()), np.nan)
+                x = np.asarray(values.to_numpy(zero_copy_only=False), dtype=float)
+                reference = self._samples.setdefault(col.name, _RunningSample()).add(x[np.isfinite(x)])
+                mask = _outlier_mask(x, reference, col.outlier)
                 if mask.any():
                     outliers[col.name] = int(mask.sum())
                     flags.append(pc.if_else(pa.array(mask), col.name, pa.scalar(None, pa.string())))
@@ -375,20 +412,22 @@ class BatchValidator:
             if isinstance(sub, pa.ChunkedArray):
                 sub = sub.combine_chunks()
             seen = self._seen[tuple(cols)]
-            # Set operations run in C: duplicates inside the chunk come from dictionary codes (first occurrence
-            # wins), duplicates of earlier chunks from the (usually empty) intersection with the keys seen so far.
-            batch = set(sub.to_pylist())
+            # One pass of set work in C per chunk: keys met in earlier chunks, then the chunk's keys added. The
+            # growth of the set says whether the chunk repeats a key of its own; only then are dictionary codes
+            # computed to find the repeats (first occurrence wins).
+            values = sub.to_pylist()
+            common = seen.intersection(values)
+            before = len(seen)
+            seen.update(values)
             dup = np.zeros(len(sub), dtype=bool)
-            if len(batch) < len(sub):
+            if len(seen) - before + len(common) < len(values):
                 codes = sub.dictionary_encode().indices.to_numpy(zero_copy_only=False)
                 _, first = np.unique(codes, return_index=True)
                 dup[:] = True
                 dup[first] = False
-            common = batch.intersection(seen)
             if common:
                 earlier = pc.is_in(sub, value_set=pa.array(sorted(common), type=pa.string()))
                 dup |= np.asarray(earlier.to_numpy(zero_copy_only=False), dtype=bool)
-            seen |= batch
             if dup.any():
                 mask = np.zeros(frame.num_rows, dtype=bool)
                 mask[candidates[dup]] = True

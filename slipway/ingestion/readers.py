@@ -3,9 +3,12 @@
 Rows the parser itself rejects (ragged, malformed JSON, badly encoded, oversized fields, a truncated tail) come
 back beside each batch with a reason, so the caller can account for every record it read.
 
-CSV/TSV use pyarrow's streaming reader (fast path). When pyarrow cannot parse a file (invalid UTF-8, a field
-larger than a block, a corrupt stream) the caller switches to `iter_batches(..., exact=True)`, a Python `csv`
-reader that rejects the offending rows one by one instead of failing the file.
+CSV/TSV fast path: the byte stream is cut into ~16 MB segments that end on a line break, and pyarrow parses two
+segments at a time on worker threads (it releases the GIL), converting numbers and ISO dates as it goes. Every
+row keeps its physical line number: blank lines are counted, and a segment whose records and lines disagree
+(a quoted value spanning lines) hands the file over. When pyarrow cannot parse a file (invalid UTF-8, a corrupt
+stream, a value spanning lines) the caller switches to `iter_batches(..., exact=True)`, a Python `csv` reader
+that rejects the offending rows one by one instead of failing the file.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import csv
 import gzip
 import io
 import json
+import re
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -105,70 +110,197 @@ def _string_table(names: list[str], rows: list[list[str | None]]) -> pa.Table:
 # ------------------------------------------------------------------------------------------------ CSV / TSV
 
 
-def _iter_csv_fast(path: Path, guess: FormatGuess, chunk_rows: int) -> Iterator[RawBatch]:
-    names = _header(path, guess)
+SEGMENT_BYTES = 16 << 20  # bytes parsed per task; segments end on a line break
+PARSE_THREADS = 2
+
+
+@dataclass
+class _Segment:
+    data: bytes
+    first_line: int  # physical line number of the segment's first byte
+    has_header: bool
+
+
+def _segments(stream: IO[bytes] | pa.NativeFile, size: int) -> Iterator[_Segment]:
+    """Cut a byte stream into segments of about `size` bytes that end on a line break."""
+    carry = b""
+    line = 1
+    first = True
+    while True:
+        block = stream.read(size)
+        if not block:
+            break
+        buf = carry + block if carry else bytes(block)
+        cut = buf.rfind(b"\n")
+        if cut < 0:  # one line longer than a segment (a huge field): keep reading
+            carry = buf
+            continue
+        data, carry = buf[: cut + 1], buf[cut + 1 :]
+        yield _Segment(data, line, first)
+        line += data.count(b"\n")
+        first = False
+    if carry or first:
+        yield _Segment(carry, line, first)
+
+
+def _record_lines(seg: _Segment, records: int) -> np.ndarray | None:
+    """Physical line number of every record (header included) in a segment, or None when records and lines
+    coincide. pyarrow numbers records without the blank lines it skips; a quoted value that spans lines makes
+    the two disagree, and then positions cannot be trusted, so the exact reader takes over."""
+    lines = seg.data.count(b"\n") + (0 if seg.data.endswith(b"\n") or not seg.data else 1)
+    if lines == records:
+        return None
+    raw = np.frombuffer(seg.data, dtype=np.uint8)
+    breaks = np.flatnonzero(raw == 10)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(raw)]])
+    if starts[-1] == len(raw):  # the segment ends with a line break: no line after it
+        starts, ends = starts[:-1], ends[:-1]
+    width = ends - starts
+    carriage = np.zeros(len(starts), dtype=bool)
+    one = np.flatnonzero(width == 1)
+    carriage[one] = raw[starts[one]] == 13
+    nonblank = np.flatnonzero((width > 0) & ~carriage)
+    if len(nonblank) != records:
+        raise FastPathUnavailable("a quoted value spans lines; positions need the exact reader")
+    return nonblank + seg.first_line
+
+
+_CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
+
+
+class _ColumnTypes:
+    """Target types the parser converts to while it reads (numbers and ISO dates cost nothing extra there).
+    A column with a value that does not convert is read as text from then on, and the validator coerces it
+    value by value, so a bad value is quarantined on its own instead of failing the file."""
+
+    def __init__(self, names: list[str], typed: dict[str, pa.DataType]) -> None:
+        self.names = names
+        self.typed = {n: t for n, t in typed.items() if n in names}
+        self.lock = threading.Lock()
+
+    def options(self) -> pacsv.ConvertOptions:
+        with self.lock:
+            types = {n: self.typed.get(n, pa.string()) for n in self.names}
+        return pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=True)
+
+    def demote(self, exc: pa.ArrowInvalid) -> bool:
+        """Read the column named in a conversion error as text; False when the error is of another kind."""
+        found = _CONVERSION_ERROR.search(str(exc))
+        if found is None or int(found.group(1)) >= len(self.names):
+            return False
+        with self.lock:
+            return self.typed.pop(self.names[int(found.group(1))], None) is not None
+
+
+def _parse_segment(seg: _Segment, names: list[str], parse: dict[str, Any], types: _ColumnTypes) -> RawBatch:
+    while True:
+        try:
+            return _parse_segment_once(seg, names, parse, types.options())
+        except pa.ArrowInvalid as exc:
+            if not types.demote(exc):
+                raise
+
+
+def _parse_segment_once(
+    seg: _Segment, names: list[str], parse: dict[str, Any], convert: pacsv.ConvertOptions
+) -> RawBatch:
     invalid: list[tuple[int, str]] = []
 
     def on_invalid(row: Any) -> str:
         invalid.append((int(row.number) if row.number is not None else -1, row.text))
         return "skip"
 
-    # Row numbers are only known to the handler with a serial reader; pyarrow still converts columns in parallel.
-    read = pacsv.ReadOptions(use_threads=False, block_size=8 << 20, skip_rows=1, column_names=names)
-    parse = pacsv.ParseOptions(delimiter=guess.delimiter or ",", invalid_row_handler=on_invalid)
-    convert = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True, quoted_strings_can_be_null=True
-    )
-    next_line = 2
+    # One serial parse per segment, so the handler knows record numbers; segments run in parallel.
+    read = pacsv.ReadOptions(
+        use_threads=False, block_size=max(len(seg.data) + 1, 1 << 20), skip_rows=1 if seg.has_header else 0,
+        column_names=names,
+    )  # fmt: skip
+    options = pacsv.ParseOptions(**parse, invalid_row_handler=on_invalid)
+    table = pacsv.read_csv(pa.py_buffer(seg.data), read_options=read, parse_options=options, convert_options=convert)
+    header = 1 if seg.has_header else 0
+    records = table.num_rows + len(invalid) + header
+    if any(n < 1 for n, _ in invalid):
+        raise FastPathUnavailable("pyarrow did not number an invalid row")
+    line_of = _record_lines(seg, records)
+    bad = np.fromiter((n for n, _ in invalid), dtype=np.int64, count=len(invalid))
+    ordinals = np.arange(header + 1, records + 1, dtype=np.int64)  # 1-based record numbers of data rows
+    if len(bad):
+        ordinals = ordinals[~np.isin(ordinals, bad)]
+
+    def position(ordinal: np.ndarray) -> np.ndarray:
+        return line_of[ordinal - 1] if line_of is not None else ordinal + (seg.first_line - 1)
+
+    rows = position(ordinals)
+    where = position(bad) if len(bad) else bad
+    rejected = [
+        Rejected(int(pos), ["ragged_row"], {"_text": text[:RAW_TEXT_LIMIT]})
+        for pos, (_, text) in zip(where.tolist(), invalid, strict=True)
+    ]
+    return RawBatch(table, rows, rejected)
+
+
+def _iter_csv_fast(
+    path: Path, guess: FormatGuess, chunk_rows: int, column_types: dict[str, pa.DataType] | None = None
+) -> Iterator[RawBatch]:
+    """pyarrow's parser on line-aligned segments, several at a time, regrouped into chunks of `chunk_rows`.
+    Columns in `column_types` are converted while parsing when every value in a segment converts."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    names = _header(path, guess)
+    parse = {"delimiter": guess.delimiter or ","}
+    types = _ColumnTypes(names, column_types or {})
+    tables: list[pa.Table] = []
+    spans: list[np.ndarray] = []
+    rejected: list[Rejected] = []
+    buffered = 0
+
+    def take(count: int) -> RawBatch:
+        nonlocal tables, spans, rejected, buffered
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        positions = np.concatenate(spans) if len(spans) > 1 else spans[0]
+        out = RawBatch(table.slice(0, count), positions[:count], rejected)
+        rest = table.num_rows - count
+        tables = [table.slice(count)] if rest else []
+        spans = [positions[count:]] if rest else []
+        rejected, buffered = [], rest
+        return out
+
     try:
-        # A native input stream avoids a Python file object between pyarrow and the bytes.
+        # A native input stream avoids a Python file object between pyarrow and the bytes (and decompresses
+        # gzip/bz2 without the GIL).
         stream = (
             open_binary(path, "zip") if guess.compression == "zip" else pa.input_stream(str(path), guess.compression)
         )
-        with stream as fh:
-            reader = pacsv.open_csv(fh, read_options=read, parse_options=parse, convert_options=convert)
+        with stream as fh, ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="slipway-csv") as pool:
+            pending: list[Future[RawBatch]] = []
             emitted = False
-            # Blocks are ~8 MB; they are regrouped into chunks of exactly `chunk_rows` rows (the last one smaller),
-            # so the per-chunk validation overhead stays small and memory stays bounded.
-            tables: list[pa.Table] = []
-            spans: list[np.ndarray] = []
-            rejected: list[Rejected] = []
-            buffered = 0
 
-            def take(count: int) -> RawBatch:
-                nonlocal tables, spans, rejected, buffered
-                table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-                positions = np.concatenate(spans) if len(spans) > 1 else spans[0]
-                out = RawBatch(table.slice(0, count), positions[:count], rejected)
-                rest = table.num_rows - count
-                tables = [table.slice(count)] if rest else []
-                spans = [positions[count:]] if rest else []
-                rejected, buffered = [], rest
-                return out
+            def drain(keep: int) -> Iterator[RawBatch]:
+                nonlocal buffered, rejected
+                while len(pending) > keep:
+                    part = pending.pop(0).result()
+                    rejected += part.rejected
+                    if tables and part.table.schema != tables[0].schema:
+                        yield take(buffered)  # a column changed to text: one chunk holds one schema
+                    if part.table.num_rows:
+                        tables.append(part.table)
+                        spans.append(part.positions)
+                        buffered += part.table.num_rows
+                    while buffered >= chunk_rows:
+                        yield take(chunk_rows)
 
-            for record_batch in reader:
-                m = record_batch.num_rows
-                bad = {n for n, _ in invalid}
-                candidates = np.arange(next_line, next_line + m + len(bad) + 1, dtype=np.int64)
-                if bad:
-                    candidates = candidates[~np.isin(candidates, np.fromiter(bad, dtype=np.int64))]
-                if m:
-                    next_line = int(candidates[m - 1]) + 1
-                done = [(n, t) for n, t in invalid if n < next_line or n == -1]
-                invalid[:] = [(n, t) for n, t in invalid if not (n < next_line or n == -1)]
-                rejected += [Rejected(n, ["ragged_row"], {"_text": t[:RAW_TEXT_LIMIT]}) for n, t in done]
-                tables.append(pa.Table.from_batches([record_batch]))
-                spans.append(candidates[:m])
-                buffered += m
-                while buffered >= chunk_rows:
-                    yield take(chunk_rows)
+            for seg in _segments(fh, SEGMENT_BYTES):
+                pending.append(pool.submit(_parse_segment, seg, names, parse, types))
+                for batch in drain(PARSE_THREADS):  # bounded: memory stays flat
                     emitted = True
+                    yield batch
+            for batch in drain(0):
+                emitted = True
+                yield batch
             if buffered:
                 yield take(buffered)
                 emitted = True
-            invalid_tail = [Rejected(n, ["ragged_row"], {"_text": t[:RAW_TEXT_LIMIT]}) for n, t in invalid]
-            invalid[:] = []
-            rejected += invalid_tail
             if rejected or not emitted:
                 yield RawBatch(_string_table(names, []), np.empty(0, dtype=np.int64), rejected)
     except (pa.ArrowInvalid, *_STREAM_ERRORS) as exc:
@@ -413,14 +545,21 @@ def prefetch(batches: Iterator[RawBatch], depth: int = 1) -> Iterator[RawBatch]:
 
 
 def iter_batches(
-    path: str | Path, guess: FormatGuess, *, chunk_rows: int, max_field_bytes: int, exact: bool = False
+    path: str | Path,
+    guess: FormatGuess,
+    *,
+    chunk_rows: int,
+    max_field_bytes: int,
+    exact: bool = False,
+    column_types: dict[str, pa.DataType] | None = None,
 ) -> Iterator[RawBatch]:
-    """Batches of at most `chunk_rows` rows; raises FastPathUnavailable when the csv fast path gives up."""
+    """Batches of at most `chunk_rows` rows; raises FastPathUnavailable when the csv fast path gives up.
+    `column_types` lets the csv fast path convert columns while it parses (text otherwise)."""
     path = Path(path)
     if guess.format in ("csv", "tsv"):
         if exact:
             return _iter_csv_exact(path, guess, chunk_rows, max_field_bytes)
-        return _iter_csv_fast(path, guess, chunk_rows)
+        return _iter_csv_fast(path, guess, chunk_rows, column_types)
     readers = {"jsonl": _iter_jsonl, "json": _iter_json, "parquet": _iter_parquet}
     if guess.format not in readers:
         raise DataFormatError(f"{path}: no reader for format {guess.format!r}")

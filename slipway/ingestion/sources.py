@@ -3,7 +3,8 @@
 path/to/file.csv | file:///abs/path      local file (any supported format, compressed or not)
 s3://bucket/key                           object on SLIPWAY_S3_ENDPOINT
 postgres://schema.table?watermark=col     table on SLIPWAY_INGEST_PG_URL, incremental when watermark is set
-https://host/path#pagination=cursor&records=data&page_size=100   REST API (token: SLIPWAY_INGEST_HTTP_TOKEN)
+https://host/path#pagination=cursor&records=data&page_size=100   REST API (token: SLIPWAY_INGEST_HTTP_TOKEN);
+                                          add &since_field=updated_at[&since_param=updated_since] for incremental loads
 kafka://topic?max_messages=100000         topic on SLIPWAY_KAFKA_BOOTSTRAP (drained up to its end)
 """
 
@@ -78,7 +79,7 @@ def land(uri: str, settings: Settings, zones: DatasetZones, dataset: str) -> Lan
             attempts=settings.ingest_retry_attempts + 1,
             **http_opts,
         )
-        return http.fetch()
+        return http.fetch(zones.load_state(dataset, http.state_key) if http.since_field else None)
     if scheme == "kafka":
         opts = _options(parts.query)
         kafka = KafkaSource(

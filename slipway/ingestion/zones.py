@@ -18,7 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from slipway.errors import ArtifactNotFoundError, SlipwayError
-from slipway.storage import ArtifactStore, LocalArtifactStore, S3ArtifactStore, sha256_file
+from slipway.storage import ArtifactStore, LocalArtifactStore, S3ArtifactStore
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,19 @@ class DatasetZones:
                 return self._put_file(key, Path(tmp.name))
         return self.store.put_bytes(key, data)
 
+    def _put_staged(self, key: str, path: Path) -> None:
+        """Store a staging file the caller gives up: on a local store on the same filesystem it is renamed into
+        place (atomic, no copy); anywhere else it is uploaded."""
+        if isinstance(self.store, LocalArtifactStore):
+            dest = self.store._path(key)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, dest)
+                return
+            except OSError:
+                pass  # another filesystem: copy instead
+        self._put_file(key, path)
+
     def land_raw(self, dataset: str, path: Path, sha256: str, name: str, day: str) -> str:
         """Copy the received bytes into the raw zone once (same content -> same key)."""
         key = f"raw/{dataset}/{day}/{sha256[:16]}/{_safe_name(name)}"
@@ -118,9 +133,9 @@ class DatasetZones:
         return key
 
     def commit(
-        self, dataset: str, parts: list[tuple[Path, str, int]], inputs: list[dict[str, Any]], run_id: str
+        self, dataset: str, parts: list[tuple[Path, str, int, str]], inputs: list[dict[str, Any]], run_id: str
     ) -> tuple[int, bool]:
-        """Commit a new version with `parts` (file, partition, rows) added; returns (version, created).
+        """Commit a new version with `parts` (file, partition, rows, sha256) added; returns (version, created).
 
         No version is created when every input fingerprint was already committed or no file is new: re-running
         the same input is a no-op.
@@ -132,26 +147,24 @@ class DatasetZones:
         if current and inputs and all(i["sha256"] in seen_inputs for i in inputs):
             logger.info("%s: input already committed in v%d; no new version", dataset, current["version"])
             return int(current["version"]), False
-        added = 0
-        for path, partition, rows in parts:
-            digest = sha256_file(path)
-            if digest in known:
-                continue
+        fresh = [part for part in parts if part[3] not in known]
+        fresh = [part for i, part in enumerate(fresh) if part[3] not in {p[3] for p in fresh[:i]}]
+
+        def upload(part: tuple[Path, str, int, str]) -> dict[str, Any]:
+            path, partition, rows, digest = part
             key = f"curated/{dataset}/data/date={partition}/part-{digest[:32]}.parquet"
+            entry = {
+                "key": key, "sha256": digest, "partition": partition, "rows": rows, "bytes": path.stat().st_size,
+                "stats": _stats(path),
+            }  # fmt: skip
             if not self.store.exists(key):
-                self._put_file(key, path)
-            files.append(
-                {
-                    "key": key,
-                    "sha256": digest,
-                    "partition": partition,
-                    "rows": rows,
-                    "bytes": path.stat().st_size,
-                    "stats": _stats(path),
-                }
-            )
-            known.add(digest)
-            added += 1
+                self._put_staged(key, path)
+            return entry
+
+        # Files are independent: they are checked and uploaded in parallel (I/O and hashing release the GIL).
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="slipway-commit") as pool:
+            files += list(pool.map(upload, fresh))
+        added = len(fresh)
         if current and not added:
             return int(current["version"]), False
         version = (int(current["version"]) if current else 0) + 1

@@ -36,6 +36,7 @@ BILLING.append({"id": 99, "balance": "lots", "updated_at": "2026-01-01T00:00:00"
 
 class FakeApi:
     def __init__(self) -> None:
+        self.changes = [{"id": i, "plan": "basic", "updated_at": f"2026-02-01T00:00:{i:02d}"} for i in range(1, 8)]
         self.hits: Counter[str] = Counter()
         self.times: dict[str, list[float]] = {}
         self.server: ThreadingHTTPServer | None = None
@@ -44,7 +45,8 @@ class FakeApi:
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[FakeApi]:
-    """Loopback JSON API: /billing (page), /usage (cursor), /ledger (offset), /broken (always 500)."""
+    """Loopback JSON API: /billing (page), /usage (cursor), /ledger (offset), /changes (page, `updated_since`),
+    /broken (always 500)."""
     state = FakeApi()
 
     class Handler(BaseHTTPRequestHandler):
@@ -81,6 +83,11 @@ def api() -> Iterator[FakeApi]:
                 items = [{"id": i, "minutes": i * 10} for i in range(start + 1, min(start + 4, 10) + 1)]
                 nxt = start + 4 if start + 4 < 10 else None
                 return self._send(200, {"items": items, "next": nxt})
+            if parts.path == "/changes":  # filters inclusively (>=), as many APIs do
+                page, size = int(q.get("page", 1)), int(q.get("per_page", 10))
+                since = q.get("updated_since")
+                rows = [r for r in state.changes if since is None or r["updated_at"] >= since]
+                return self._send(200, {"data": rows[(page - 1) * size : page * size]})
             if parts.path == "/ledger":
                 off, lim = int(q.get("offset", 0)), int(q.get("limit", 5))
                 return self._send(200, [{"id": i} for i in range(off + 1, min(off + lim, 12) + 1)])
@@ -180,3 +187,42 @@ def test_merge_postgres_rest_and_file(api: FakeApi, pg_url: str, tmp_path: Path)
     assert (row1["plan__source"], row1["balance__source"], row1["minutes__source"]) == ("postgres", "rest", "file")
     assert len(merged) == 23  # ids 1..23 from billing cover the 5 customers
     assert pd.isna(merged[merged["id"] == 9].iloc[0]["plan"])
+
+
+CHANGES_SPEC = {
+    "name": "changes",
+    "columns": [{"name": "id", "type": "integer"}, {"name": "plan"}, {"name": "updated_at", "type": "datetime"}],
+    "keys": ["id"],
+}
+
+
+def test_incremental_http_fetches_only_records_changed_since_the_last_commit(api: FakeApi, tmp_path: Path) -> None:
+    settings = Settings(ingest_http_token=SecretStr(TOKEN))
+    store = LocalArtifactStore(tmp_path)
+    uri = f"{api.url}/changes#page_size=3&since_field=updated_at&since_param=updated_since"
+    first = run_ingestion(uri, spec_from_dict(CHANGES_SPEC), settings, store=store)
+    assert (first.rows_read, first.rows_curated, first.version) == (7, 7, 1)
+    zones = DatasetZones(store)
+    assert zones.load_state("changes", "http-" + api.url.split("://")[1] + "/changes") == {
+        "since": "2026-02-01T00:00:07"
+    }
+    # Nothing changed: the API sends the boundary record again (it filters with >=); it is not ingested twice.
+    again = run_ingestion(uri, spec_from_dict(CHANGES_SPEC), settings, store=store)
+    assert again.rows_read == 0 and again.version == 1 and not again.new_version
+    assert api.hits["/changes?page=1&per_page=3&updated_since=2026-02-01T00%3A00%3A07"] == 1
+    api.changes += [
+        {"id": 3, "plan": "premium", "updated_at": "2026-02-02T09:00:00"},  # an update of an existing id
+        {"id": 8, "plan": "basic", "updated_at": "2026-02-02T10:00:00"},
+    ]
+    third = run_ingestion(uri, spec_from_dict(CHANGES_SPEC), settings, store=store)
+    assert (third.rows_read, third.rows_curated, third.version) == (2, 2, 2)
+    latest = zones.read("changes").to_pandas()
+    assert len(latest) == 9 and set(latest.loc[latest["id"] == 3, "plan"]) == {"basic", "premium"}
+    # Without a query parameter the records are still filtered on the client.
+    plain = HttpSource(f"{api.url}/changes", token=SecretStr(TOKEN), page_size=3, since_field="updated_at")
+    landed = plain.fetch({"since": "2026-02-02T09:00:00"})
+    try:
+        assert landed.rows_fetched == 1 and json.loads(landed.path.read_text())["id"] == 8
+        assert landed.new_state == {"since": "2026-02-02T10:00:00"}
+    finally:
+        landed.close()
