@@ -122,9 +122,20 @@ class StreamProcessor:
 
     def run(self, max_seconds: float | None = None, stop_when_caught_up: bool = False) -> dict[str, int]:
         """Process until stopped (SIGTERM/SIGINT, `stop()`), `max_seconds`, or, if asked, the end of the backlog."""
+        previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self._stop.set())
+                previous[sig] = signal.signal(sig, lambda *_: self._stop.set())
+        try:
+            return self._run(max_seconds, stop_when_caught_up)
+        finally:
+            for sig, handler in previous.items():  # the handlers held this processor (and its clients) alive
+                signal.signal(sig, handler)
+            if self.producer is not None:
+                self.producer.flush(10)
+                self.producer = None  # its broker connections close with it, not at interpreter exit
+
+    def _run(self, max_seconds: float | None, stop_when_caught_up: bool) -> dict[str, int]:
         self._connect()
         started = last_checkpoint = time.monotonic()
         beat = 0.0
