@@ -122,7 +122,7 @@ class StreamProcessor:
 
     def run(self, max_seconds: float | None = None, stop_when_caught_up: bool = False) -> dict[str, int]:
         """Process until stopped (SIGTERM/SIGINT, `stop()`), `max_seconds`, or, if asked, the end of the backlog."""
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, lambda *_: self._stop.set())
