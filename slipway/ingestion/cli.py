@@ -80,6 +80,7 @@ def read(
     date_to: str = typer.Option("", "--to", help="Last date partition (YYYY-MM-DD), inclusive."),
     out: Path = typer.Option(..., help="Parquet file to write."),
     store: Path = typer.Option(None, help="Local store folder; default: settings."),
+    latest: bool = typer.Option(False, help="One row per key: the one from the newest version (upsert view)."),
 ) -> None:
     """Export one version (optionally a date range, pruned by partition) to a Parquet file."""
     settings = _settings()
@@ -90,7 +91,7 @@ def read(
     zones = DatasetZones(_store(store, settings))
     try:
         partitions = (date_from or None, date_to or None) if (date_from or date_to) else None
-        table = zones.read(dataset, version or None, partitions=partitions)
+        table = zones.read(dataset, version or None, partitions=partitions, latest=latest)
     except SlipwayError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e

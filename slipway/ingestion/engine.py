@@ -351,7 +351,7 @@ def ingest_landed(
                 samples = [json.loads(line) for _, line in zip(range(opts.sample_limit), fh, strict=False)]
         inputs = [{"source": landed.source, "sha256": digest, "run_id": run_id, "bytes": report.bytes_read}]
         if result.rows_curated:
-            report.version, report.new_version = zones.commit(spec.name, result.parts, inputs, run_id)
+            report.version, report.new_version = zones.commit(spec.name, result.parts, inputs, run_id, keys=spec.keys)
         else:
             report.version = zones.latest_version(spec.name)
         # Source state moves forward only once the batch is safely committed.

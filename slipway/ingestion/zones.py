@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -133,9 +135,15 @@ class DatasetZones:
         return key
 
     def commit(
-        self, dataset: str, parts: list[tuple[Path, str, int, str]], inputs: list[dict[str, Any]], run_id: str
+        self,
+        dataset: str,
+        parts: list[tuple[Path, str, int, str]],
+        inputs: list[dict[str, Any]],
+        run_id: str,
+        keys: list[str] | None = None,
     ) -> tuple[int, bool]:
         """Commit a new version with `parts` (file, partition, rows, sha256) added; returns (version, created).
+        `keys` (the dataset's key columns) are recorded so reads can keep the latest row per key.
 
         No version is created when every input fingerprint was already committed or no file is new: re-running
         the same input is a no-op.
@@ -149,13 +157,14 @@ class DatasetZones:
             return int(current["version"]), False
         fresh = [part for part in parts if part[3] not in known]
         fresh = [part for i, part in enumerate(fresh) if part[3] not in {p[3] for p in fresh[:i]}]
+        version = (int(current["version"]) if current else 0) + 1
 
         def upload(part: tuple[Path, str, int, str]) -> dict[str, Any]:
             path, partition, rows, digest = part
             key = f"curated/{dataset}/data/date={partition}/part-{digest[:32]}.parquet"
             entry = {
                 "key": key, "sha256": digest, "partition": partition, "rows": rows, "bytes": path.stat().st_size,
-                "stats": _stats(path),
+                "stats": _stats(path), "version": version,
             }  # fmt: skip
             if not self.store.exists(key):
                 self._put_staged(key, path)
@@ -167,7 +176,6 @@ class DatasetZones:
         added = len(fresh)
         if current and not added:
             return int(current["version"]), False
-        version = (int(current["version"]) if current else 0) + 1
         manifest = {
             "dataset": dataset,
             "version": version,
@@ -177,6 +185,7 @@ class DatasetZones:
             "rows": sum(int(f["rows"]) for f in files),
             "files": files,
             "inputs": [*(current or {}).get("inputs", []), *inputs],
+            "keys": list(keys) if keys else (current or {}).get("keys", []),
         }
         key = f"curated/{dataset}/_versions/v{version:06d}.json"
         if self.store.exists(key):
@@ -226,17 +235,26 @@ class DatasetZones:
         partitions: tuple[str | None, str | None] | None = None,
         columns: list[str] | None = None,
         filter: Any = None,
+        latest: bool = False,
     ) -> pa.Table:
         """Read a version (default latest). `partitions=(from, to)` prunes date partitions (inclusive) before any
-        file is opened; `filter` (a pyarrow.compute expression) also prunes by the row-group statistics."""
+        file is opened; `filter` (a pyarrow.compute expression) also prunes by the row-group statistics.
+
+        Versions append: an incremental source that sends a changed record again adds a row with the same key.
+        `latest=True` keeps one row per key (the dataset's keys, recorded at commit), the one from the newest
+        version."""
         m = self.manifest(dataset, version)
         files = m["files"]
+        keys = list(m.get("keys") or [])
+        if latest and not keys:
+            raise SlipwayError(f"dataset {dataset!r} has no key columns, so it has no latest row per key")
         if partitions is not None:
             lo, hi = partitions
             files = [f for f in files if (lo is None or f["partition"] >= lo) and (hi is None or f["partition"] <= hi)]
         logger.info("%s v%s: reading %d of %d files", dataset, m["version"], len(files), len(m["files"]))
         if not files:
             return pa.table({})
+        wanted = columns if not latest or columns is None else [*columns, *(k for k in keys if k not in columns)]
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
             for f in files:
@@ -246,8 +264,15 @@ class DatasetZones:
                     local = Path(tmp) / f["key"]
                     self.store.get_file(f["key"], local)
                     paths.append(str(local))
-            table = pads.dataset(paths, format="parquet").to_table(columns=columns, filter=filter)
-            return table.combine_chunks()
+            if not latest:
+                table = pads.dataset(paths, format="parquet").to_table(columns=columns, filter=filter)
+                return table.combine_chunks()
+            parts = []
+            for order, (f, path) in enumerate(zip(files, paths, strict=True)):
+                part = pads.dataset(path, format="parquet").to_table(columns=wanted, filter=filter)
+                rank = (int(f.get("version", 0)), order)  # manifests before versions were recorded: file order
+                parts.append(part.append_column(_RANK, pa.array([rank[0] * 1_000_000 + rank[1]] * part.num_rows)))
+        return _latest_per_key(pa.concat_tables(parts, promote_options="permissive"), keys, columns)
 
     def files_read(self, dataset: str, version: int | None, partitions: tuple[str | None, str | None]) -> int:
         """How many files a partition-pruned read opens (for tests and logs)."""
@@ -269,6 +294,28 @@ class DatasetZones:
 
     def save_state(self, dataset: str, name: str, state: dict[str, Any]) -> None:
         self._put_bytes(f"state/{dataset}/{_safe_name(name)}.json", json.dumps(state, default=str).encode())
+
+
+_RANK = "__slipway_rank"
+
+
+def _latest_per_key(table: pa.Table, keys: list[str], columns: list[str] | None) -> pa.Table:
+    """The row of each key with the highest rank (newest version; within one version keys are unique). Rows
+    without a key are all kept, as ingestion never treats them as duplicates."""
+    if len(keys) == 1:
+        key = table[keys[0]].cast(pa.string())
+    else:
+        key = pc.binary_join_element_wise(*[pc.fill_null(table[k].cast(pa.string()), "") for k in keys], "\x1f")
+    rank = np.asarray(table[_RANK].to_numpy(), dtype=np.int64)
+    order = np.argsort(-rank, kind="stable")  # newest first; file order kept within a version
+    ordered = pc.take(key, pa.array(order))
+    if isinstance(ordered, pa.ChunkedArray):
+        ordered = ordered.combine_chunks()
+    codes = np.asarray(pc.fill_null(pc.dictionary_encode(ordered).indices, -1).to_numpy(zero_copy_only=False))
+    _, first = np.unique(codes, return_index=True)
+    keep = np.union1d(order[first], order[codes == -1])  # sorted: the rows keep their read order
+    out = table.take(pa.array(keep)).drop_columns([_RANK])
+    return out.select(columns) if columns is not None else out
 
 
 def _safe_name(name: str) -> str:

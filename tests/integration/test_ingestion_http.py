@@ -218,6 +218,8 @@ def test_incremental_http_fetches_only_records_changed_since_the_last_commit(api
     assert (third.rows_read, third.rows_curated, third.version) == (2, 2, 2)
     latest = zones.read("changes").to_pandas()
     assert len(latest) == 9 and set(latest.loc[latest["id"] == 3, "plan"]) == {"basic", "premium"}
+    current = zones.read("changes", latest=True).to_pandas()  # the upsert view: one row per id, the newest
+    assert len(current) == 8 and current.loc[current["id"] == 3, "plan"].tolist() == ["premium"]
     # Without a query parameter the records are still filtered on the client.
     plain = HttpSource(f"{api.url}/changes", token=SecretStr(TOKEN), page_size=3, since_field="updated_at")
     landed = plain.fetch({"since": "2026-02-02T09:00:00"})

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from slipway.errors import ConfigError, DataValidationError
+from slipway.errors import ConfigError, DataValidationError, SlipwayError
 from slipway.ingestion import (
     DatasetZones,
     IngestOptions,
@@ -157,6 +157,24 @@ def test_versions_idempotence_time_travel_and_pruning(tmp_path: Path, zones: Dat
     assert [(v.version, v.rows) for v in infos] == [(1, 2), (2, 4)]
 
 
+def test_latest_row_per_key_across_versions(tmp_path: Path, zones: DatasetZones) -> None:
+    _ingest(tmp_path, zones, ROWS[:2])
+    changed = ROWS[0].replace(",10,yes,", ",25,yes,")  # C001 on 2026-01-01 again, 25 minutes instead of 10
+    second = _ingest(tmp_path, zones, [changed, ROWS[10]], name="update.csv")
+    assert second.version == 2 and zones.read("usage").num_rows == 4  # versions append
+    latest = zones.read("usage", latest=True).to_pandas()
+    assert len(latest) == 3 and latest.loc[latest["customer_id"] == "C001", "minutes"].tolist() == [25]
+    assert zones.read("usage", version=1, latest=True).num_rows == 2
+    only = zones.read("usage", latest=True, columns=["minutes"])
+    assert only.column_names == ["minutes"] and sorted(only["minutes"].to_pylist()) == [0, 3, 25]
+    keyless = DatasetZones(LocalArtifactStore(tmp_path / "keyless"))
+    spec = spec_from_dict({"name": "plain", "columns": [{"name": "a"}, {"name": "b"}]})
+    (tmp_path / "plain.csv").write_text("a,b\nx,y\nx,y\n")
+    assert ingest_landed(fetch_file(str(tmp_path / "plain.csv")), spec, keyless).rows_curated == 2
+    with pytest.raises(SlipwayError, match="no key columns"):
+        keyless.read("plain", latest=True)
+
+
 def test_cli_ingest_and_data_versions(tmp_path: Path) -> None:
     from slipway.cli import app
 
@@ -178,6 +196,8 @@ def test_cli_ingest_and_data_versions(tmp_path: Path) -> None:
     exported = tmp_path / "v1.parquet"
     read = runner.invoke(app, ["data", "read", "usage", "--version", "1", "--store", str(out), "--out", str(exported)])
     assert read.exit_code == 0 and len(pd.read_parquet(exported)) == 5
+    read = runner.invoke(app, ["data", "read", "usage", "--latest", "--store", str(out), "--out", str(exported)])
+    assert read.exit_code == 0 and len(pd.read_parquet(exported)) == 5  # one version: keys already unique
     missing = runner.invoke(app, ["ingest", str(tmp_path / "nope.csv"), "--out", str(out)])
     assert missing.exit_code != 0 and len(missing.output.strip().splitlines()) == 1
 
