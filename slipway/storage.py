@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Protocol
@@ -63,6 +64,18 @@ class LocalArtifactStore:
         tmp = dest.with_name(dest.name + ".tmp")
         shutil.copyfile(path, tmp)
         tmp.replace(dest)  # atomic: readers never see half a file
+        return self.uri(key)
+
+    def adopt_file(self, key: str, path: str | Path) -> str:
+        """Like put_file for a file the caller gives up: renamed into place when it is on the same filesystem
+        (atomic, no copy), copied otherwise; the source is gone either way."""
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, dest)
+        except OSError:  # another filesystem
+            self.put_file(key, path)
+            Path(path).unlink()
         return self.uri(key)
 
     def get_file(self, key: str, path: str | Path) -> Path:

@@ -22,6 +22,7 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -245,8 +246,6 @@ def _iter_csv_fast(
 ) -> Iterator[RawBatch]:
     """pyarrow's parser on line-aligned segments, several at a time, regrouped into chunks of `chunk_rows`.
     Columns in `column_types` are converted while parsing when every value in a segment converts."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     names = _header(path, guess)
     parse = {"delimiter": guess.delimiter or ","}
     types = _ColumnTypes(names, column_types or {})

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -99,17 +98,11 @@ class DatasetZones:
         return self.store.put_bytes(key, data)
 
     def _put_staged(self, key: str, path: Path) -> None:
-        """Store a staging file the caller gives up: on a local store on the same filesystem it is renamed into
-        place (atomic, no copy); anywhere else it is uploaded."""
+        """Store a staging file the caller gives up: a local store renames it into place, S3 uploads it."""
         if isinstance(self.store, LocalArtifactStore):
-            dest = self.store._path(key)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(path, dest)
-                return
-            except OSError:
-                pass  # another filesystem: copy instead
-        self._put_file(key, path)
+            self.store.adopt_file(key, path)
+        else:
+            self._put_file(key, path)
 
     def land_raw(self, dataset: str, path: Path, sha256: str, name: str, day: str) -> str:
         """Copy the received bytes into the raw zone once (same content -> same key)."""
@@ -155,8 +148,7 @@ class DatasetZones:
         if current and inputs and all(i["sha256"] in seen_inputs for i in inputs):
             logger.info("%s: input already committed in v%d; no new version", dataset, current["version"])
             return int(current["version"]), False
-        fresh = [part for part in parts if part[3] not in known]
-        fresh = [part for i, part in enumerate(fresh) if part[3] not in {p[3] for p in fresh[:i]}]
+        fresh = list({part[3]: part for part in parts if part[3] not in known}.values())  # one per content hash
         version = (int(current["version"]) if current else 0) + 1
 
         def upload(part: tuple[Path, str, int, str]) -> dict[str, Any]:
