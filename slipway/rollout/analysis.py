@@ -108,3 +108,15 @@ def ks_test(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and p-value."""
     result = stats.ks_2samp(expected, actual)
     return float(result.statistic), float(result.pvalue)
+
+
+def accuracy_drop_pvalue(primary_correct: int, primary_n: int, canary_correct: int, canary_n: int) -> float:
+    """One-sided two-proportion z-test p-value for "the canary is less accurate than the primary"."""
+    from statsmodels.stats.proportion import proportions_ztest
+
+    if primary_correct + canary_correct in (0, primary_n + canary_n):  # all right or all wrong: no difference
+        return 1.0
+    _, p_value = proportions_ztest(
+        np.array([primary_correct, canary_correct]), np.array([primary_n, canary_n]), alternative="larger"
+    )
+    return float(p_value)

@@ -11,8 +11,11 @@ no traffic, e.g. at 100 %, against everything the primary served earlier in the 
 - a prediction distribution within `max_psi` (PSI on predicted probabilities, or the KS statistic with
   `shift_test="ks"`); a shift fails only when the two-sample KS test is also significant at `shift_alpha`, because
   PSI on a few dozen predictions is biased upwards (about bins/n) even when nothing changed;
-- once delayed labels arrived (`min_labels` on both sides), an accuracy no more than `max_accuracy_drop` lower.
+- once delayed labels arrived (`min_labels` on both sides), an accuracy no more than `max_accuracy_drop` lower, or a
+  drop that a one-sided two-proportion z-test does not find significant at `accuracy_alpha`.
 Too little traffic extends the step (`max_extensions` more drives); still too little holds the rollout.
+A failed analysis rolls back once `failure_threshold` analyses have failed in the rollout; below that, the step
+is judged again on a fresh window, so one noisy window (a GC pause, a busy node) does not sink a healthy canary.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from slipway.rollout.analysis import (
     Check,
     VariantSummary,
     VariantWindow,
+    accuracy_drop_pvalue,
     ks_test,
     population_stability_index,
 )
@@ -46,6 +50,9 @@ class CanaryPolicy(BaseModel):
     steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])
     min_requests: int = Field(100, description="canary (and baseline) requests a step needs before judging")
     max_extensions: int = Field(3, description="extra drives of a step with too little traffic before holding")
+    failure_threshold: int = Field(
+        1, ge=1, description="failed analyses in a rollout before it rolls back; below it a step is judged again"
+    )
     step_wait_s: float = Field(60.0, description="wait per step when no drive() is given (cluster)")
     max_error_rate_increase: float = 0.02
     max_p99_ratio: float = 1.5
@@ -56,6 +63,7 @@ class CanaryPolicy(BaseModel):
     shift_alpha: float = Field(0.01, description="a shift fails only if the KS test is also significant at this")
     min_predictions: int = 50
     max_accuracy_drop: float = 0.03
+    accuracy_alpha: float = Field(0.01, description="an accuracy drop fails only if also significant at this")
     min_labels: int = 50
 
     def model_post_init(self, __context: Any) -> None:
@@ -144,15 +152,20 @@ def evaluate_step(
     else:
         checks.append(Check(name="prediction_shift", status="skipped", detail="too few predictions recorded"))
     acc_c, acc_p = canary.accuracy, primary.accuracy
-    if acc_c is not None and acc_p is not None and min(len(canary.labels), len(primary.labels)) >= policy.min_labels:
+    n_c, n_p = len(canary.labels), len(primary.labels)
+    if acc_c is not None and acc_p is not None and min(n_c, n_p) >= policy.min_labels:
         drop = acc_p - acc_c
+        # As with the shift: a drop fails only when it is also significant, since accuracy on a hundred labels
+        # moves by several points from noise alone.
+        p_value = accuracy_drop_pvalue(round(acc_p * n_p), n_p, round(acc_c * n_c), n_c)
         checks.append(
             Check(
                 name="accuracy",
-                status="fail" if drop > policy.max_accuracy_drop else "pass",
+                status="fail" if drop > policy.max_accuracy_drop and p_value < policy.accuracy_alpha else "pass",
                 value=round(drop, 6),
                 threshold=policy.max_accuracy_drop,
-                detail=f"canary {acc_c:.4f} ({len(canary.labels)} labels) vs primary {acc_p:.4f}",
+                detail=f"canary {acc_c:.4f} ({n_c} labels) vs primary {acc_p:.4f} ({n_p} labels); one-sided "
+                f"z-test p={p_value:.3g}, alpha {policy.accuracy_alpha}",
             )
         )
     else:
@@ -191,38 +204,49 @@ class CanaryController:
         steps: list[StepEvidence] = []
         baseline = VariantWindow()
         percent = 0
+        failures = 0
         for percent in policy.steps:
             self.backend.set_canary_percent(percent)
-            self.backend.begin_window()
-            verdict: Literal["pass", "fail", "insufficient"] = "insufficient"
-            for attempt in range(policy.max_extensions + 1):
-                if drive is not None:
-                    drive(percent)
-                else:
-                    self._sleep(policy.step_wait_s)
-                primary, canary = self.backend.observe()
-                source: Literal["primary-window", "primary-cumulative"] = "primary-window"
-                reference = primary
-                if primary.requests < policy.min_requests:
-                    reference, source = baseline.merge(primary), "primary-cumulative"
-                verdict, checks = evaluate_step(reference, canary, policy)
-                step = StepEvidence(
-                    percent=percent,
-                    attempt=attempt,
-                    verdict=verdict,
-                    baseline=source,
-                    primary=reference.summary(),
-                    canary=canary.summary(),
-                    checks=checks,
-                )
-                steps.append(step)
-                self._event("canary-step", canary_version, f"{percent}% {verdict}", step.model_dump(mode="json"))
-                logger.info("canary v%d at %d%%: %s %s", canary_version, percent, verdict, _failed(checks))
-                if verdict != "insufficient":
+            attempt = 0
+            while True:  # judged again on a fresh window after a failure, up to the failure threshold
+                self.backend.begin_window()
+                verdict: Literal["pass", "fail", "insufficient"] = "insufficient"
+                for _ in range(policy.max_extensions + 1):
+                    if drive is not None:
+                        drive(percent)
+                    else:
+                        self._sleep(policy.step_wait_s)
+                    primary, canary = self.backend.observe()
+                    source: Literal["primary-window", "primary-cumulative"] = "primary-window"
+                    reference = primary
+                    if primary.requests < policy.min_requests:
+                        reference, source = baseline.merge(primary), "primary-cumulative"
+                    verdict, checks = evaluate_step(reference, canary, policy)
+                    step = StepEvidence(
+                        percent=percent,
+                        attempt=attempt,
+                        verdict=verdict,
+                        baseline=source,
+                        primary=reference.summary(),
+                        canary=canary.summary(),
+                        checks=checks,
+                    )
+                    attempt += 1
+                    steps.append(step)
+                    self._event("canary-step", canary_version, f"{percent}% {verdict}", step.model_dump(mode="json"))
+                    logger.info("canary v%d at %d%%: %s %s", canary_version, percent, verdict, _failed(checks))
+                    if verdict != "insufficient":
+                        break
+                baseline = baseline.merge(primary)
+                if verdict != "fail":
                     break
-            baseline = baseline.merge(primary)
-            if verdict == "fail":
-                return self._finish(canary_version, "rolled_back", _failed(steps[-1].checks), 0, steps, started)
+                failures += 1
+                if failures >= policy.failure_threshold:
+                    return self._finish(canary_version, "rolled_back", _failed(steps[-1].checks), 0, steps, started)
+                logger.warning(
+                    "canary v%d at %d%%: failed analysis %d of %d tolerated; judging the step again",
+                    canary_version, percent, failures, policy.failure_threshold - 1,
+                )  # fmt: skip
             if verdict == "insufficient":
                 return self._finish(
                     canary_version,

@@ -195,6 +195,7 @@ def test_closed_loop(tmp_path: Path, webhook_receiver) -> None:  # type: ignore[
                 max_psi=5.0,
                 min_p99_increase_ms=250.0,
                 max_extensions=1,
+                failure_threshold=2,  # a shared 2-core machine: one noisy window is judged again, not fatal
             )
             rollout = CanaryController(LocalRouterBackend(router), policy, registry, MODEL).run(v2, drive=drive)
             mark("rollout finished")

@@ -23,7 +23,8 @@ from tests.conftest import REPO_ROOT, free_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # generous latency slack: this machine is shared and noisy; the injected fault adds 400 ms to every canary call
-POLICY = CanaryPolicy(min_requests=40, max_extensions=1, min_p99_increase_ms=100.0)
+# A shared 2-core machine: one noisy window (a pause on a busy core) is judged again instead of rolling back.
+POLICY = CanaryPolicy(min_requests=40, max_extensions=1, min_p99_increase_ms=100.0, failure_threshold=2)
 
 
 def _register_versions(registry: ModelRegistry, tmp: Path) -> None:

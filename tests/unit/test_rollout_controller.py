@@ -148,3 +148,52 @@ def test_policy_and_checks() -> None:
     base = VariantWindow(requests=500, predictions=rng.beta(2, 5, 500))
     moved = VariantWindow(requests=500, predictions=rng.beta(2, 5, 500) + 0.2)
     assert evaluate_step(base, moved, ks_policy)[0] == "fail"
+
+
+def _labelled(n: int, accuracy: float) -> VariantWindow:
+    right = round(n * accuracy)
+    labels = np.ones(n)
+    labels[right:] = 0.0  # predictions are all 0.9, so exactly `right` of them are correct
+    return VariantWindow(requests=n, predictions=np.full(n, 0.9), labelled_predictions=np.full(n, 0.9), labels=labels)
+
+
+@pytest.mark.parametrize(("n", "verdict"), [(100, "pass"), (2000, "fail")])
+def test_an_accuracy_drop_must_also_be_significant(n: int, verdict: str) -> None:
+    # 85 % against 80 %: a five-point drop is noise on 100 labels a side (p ≈ 0.17), not on 2,000 (p < 1e-4).
+    result, checks = evaluate_step(_labelled(n, 0.85), _labelled(n, 0.80), CanaryPolicy(min_requests=50))
+    accuracy = next(c for c in checks if c.name == "accuracy")
+    assert result == verdict and accuracy.status == verdict and accuracy.value == pytest.approx(0.05)
+
+
+class OneSlowWindow(FakeBackend):
+    """A healthy canary whose first window is slow (a pause on its node), then fine."""
+
+    def observe(self) -> tuple[VariantWindow, VariantWindow]:
+        slow = sum(1 for call, _ in self.calls if call == "window") == 1
+        self.canary = {"latency_s": 0.2} if slow else {}
+        return super().observe()
+
+
+@pytest.mark.parametrize(("threshold", "decision"), [(1, "rolled_back"), (2, "promoted")])
+def test_failure_threshold_judges_a_step_again_on_a_fresh_window(
+    registry: ModelRegistry, threshold: int, decision: str
+) -> None:
+    backend = OneSlowWindow()
+    policy = CanaryPolicy(failure_threshold=threshold)
+    result = CanaryController(backend, policy, registry=registry, sleep=lambda s: None).run(2)
+    assert result.decision == decision, result.reason
+    assert result.steps[0].verdict == "fail" and "p99_latency" in result.reason if threshold == 1 else True
+    if threshold == 2:
+        assert [(s.percent, s.attempt, s.verdict) for s in result.steps] == [
+            (10, 0, "fail"), (10, 1, "pass"), (25, 0, "pass"), (50, 0, "pass"), (100, 0, "pass"),
+        ]  # fmt: skip
+        assert [c for c, _ in backend.calls].count("window") == 5  # the failed step got a fresh window
+
+
+def test_a_canary_that_keeps_failing_is_rolled_back_at_the_threshold(registry: ModelRegistry) -> None:
+    backend = FakeBackend(error_rate=0.15)
+    result = CanaryController(backend, CanaryPolicy(failure_threshold=3), registry=registry, sleep=lambda s: None).run(
+        2
+    )
+    assert result.decision == "rolled_back" and [s.verdict for s in result.steps] == ["fail"] * 3
+    assert backend.calls[-1] == ("rollback", None)
